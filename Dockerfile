@@ -1,0 +1,9 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY examples ./examples
+RUN pip install --no-cache-dir .
+ENV GATEWAY_DATABASE_URL=sqlite:////data/gateway.db
+EXPOSE 8080
+CMD ["gateway", "serve", "--host", "0.0.0.0", "--port", "8080"]

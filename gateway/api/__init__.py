@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI application, its routers and the one error handler."""

@@ -1,0 +1,50 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.api import errors
+from gateway.api.fhir import router as fhir_router
+from gateway.config import Settings, get_settings
+from gateway.fhir.searchparams import registry
+from gateway.rest.interactions import FhirService, Limits
+from gateway.store.db import Database
+from gateway.store.migrate import upgrade
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway: migrate the database, compile search parameters, mount routers."""
+    settings = settings or get_settings()
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="FHIR care-coordination gateway",
+        version=__version__,
+        description="FHIR R4 store, REST API and sync for care plans, care teams and "
+                    "care transitions.",
+        lifespan=lifespan,
+    )
+    upgrade(database)
+    registry()
+    app.state.settings = settings
+    app.state.database = database
+    app.state.fhir = FhirService(database, Limits(settings.default_page_size,
+                                                  settings.max_page_size,
+                                                  settings.max_include_results))
+    errors.install(app)
+    app.include_router(fhir_router)
+    log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))
+    return app

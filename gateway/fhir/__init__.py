@@ -1,0 +1,1 @@
+"""FHIR R4 vocabulary: resource types, validation, references, dates, OperationOutcome."""

@@ -1,0 +1,97 @@
+"""Parse and validate resources once, on the way in.
+
+Structure and datatypes are checked by the ``fhir.resources.R4B`` models (wire-compatible with
+R4 4.0.1 for the types they share); codes with a required binding by ``codes.check_codes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from gateway.errors import InvalidRequest, InvalidResource
+from gateway.fhir.types import is_resource_type, is_valid_id, model_class
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a JSON body, or raise a 400 naming where it broke."""
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; a FHIR resource was expected.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(f"The request body is not valid JSON: {error}",
+                             code="structure") from None
+
+
+def parse_resource(raw: bytes) -> dict[str, Any]:
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise InvalidResource("The request body must be a JSON object (a FHIR resource).",
+                              code="structure")
+    return data
+
+
+def check_resource_type(resource: dict[str, Any], expected: str | None = None) -> str:
+    """The resource's type, checked against the URL's type when there is one."""
+    found = resource.get("resourceType")
+    if not isinstance(found, str) or not is_resource_type(found):
+        raise InvalidResource(f"Unknown or missing resourceType {found!r}.",
+                              expression=["resourceType"])
+    if expected is not None and found != expected:
+        raise InvalidResource(
+            f"The resourceType {found!r} does not match the type in the URL ({expected}).",
+            expression=[f"{found}.resourceType"])
+    return found
+
+
+def validate_resource(resource: dict[str, Any]) -> None:
+    """Raise ``InvalidResource`` listing every fault, each with its FHIRPath expression."""
+    resource_type = check_resource_type(resource)
+    rid = resource.get("id")
+    if rid is not None and (not isinstance(rid, str) or not is_valid_id(rid)):
+        raise InvalidResource(f"Invalid id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .",
+                              expression=[f"{resource_type}.id"])
+    model = model_class(resource_type)
+    if model is not None:
+        try:
+            model.model_validate(resource)
+        except ValidationError as error:
+            raise _invalid(resource_type, error) from None
+        except (TypeError, ValueError) as error:
+            raise InvalidResource(f"Invalid {resource_type}: {error}",
+                                  expression=[resource_type]) from None
+    _check_codes(resource_type, resource)
+
+
+def _check_codes(resource_type: str, resource: dict[str, Any]) -> None:
+    from gateway.fhir.codes import check_codes
+
+    problems = check_codes(resource)
+    if problems:
+        details = [(p.message, [p.expression]) for p in problems]
+        raise InvalidResource(details[0][0], expression=details[0][1], details=details,
+                              code="code-invalid")
+
+
+def _invalid(resource_type: str, error: ValidationError) -> InvalidResource:
+    details = []
+    for item in error.errors(include_url=False)[:20]:
+        expression = _expression(resource_type, item.get("loc", ()))
+        details.append((f"{expression}: {item.get('msg', 'invalid')}", [expression]))
+    if not details:
+        details.append((str(error), [resource_type]))
+    return InvalidResource(details[0][0], expression=details[0][1], details=details)
+
+
+def _expression(resource_type: str, location: tuple[Any, ...]) -> str:
+    """Pydantic's error location as FHIRPath, e.g. ``Encounter.participant[0].period``."""
+    text = resource_type
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and part not in ("__root__", "root"):
+            text += f".{part}"
+    return text

@@ -1,0 +1,1 @@
+"""FHIR RESTful interactions over the Repository, independent of any web framework."""

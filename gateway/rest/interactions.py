@@ -1,0 +1,365 @@
+"""The FHIR RESTful interactions (http://hl7.org/fhir/R4/http.html) over the Repository.
+
+Each method takes plain values (type, id, parsed body, query pairs, header values) and returns
+a ``Result``; nothing here knows about FastAPI or HTTP framing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from sqlalchemy import text
+
+from gateway.errors import (
+    InvalidRequest,
+    InvalidResource,
+    MultipleMatches,
+    NotFound,
+)
+from gateway.fhir import outcome as oo
+from gateway.fhir.dates import parse_range
+from gateway.fhir.summary import select_elements, summarize
+from gateway.fhir.types import is_resource_type
+from gateway.fhir.validate import check_resource_type
+from gateway.rest import results as res
+from gateway.search.request import SearchRequest, parse_search
+from gateway.store import query
+from gateway.store.db import Database
+from gateway.store.repository import Repository, StoredResource, WriteResult
+from gateway.store.uow import ReadSession, UnitOfWork
+
+
+@dataclass(frozen=True)
+class Limits:
+    default_count: int = 50
+    max_count: int = 1000
+    max_include: int = 1000
+
+
+def require_type(resource_type: str) -> str:
+    if not is_resource_type(resource_type):
+        raise NotFound(f"Unknown resource type {resource_type!r}.", code="not-supported")
+    return resource_type
+
+
+def parse_version(text: str | None, header: str) -> int | None:
+    """A version from ``If-Match: W/"3"`` (or a bare ``3``)."""
+    if text is None:
+        return None
+    value = text.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    if not value.isdigit():
+        raise InvalidRequest(f"Invalid {header} header {text!r}: expected W/\"<version>\".")
+    return int(value)
+
+
+class FhirService:
+    """Read, write and search resources; one unit of work per write interaction."""
+
+    def __init__(self, db: Database, limits: Limits | None = None) -> None:
+        self.db = db
+        self.limits = limits or Limits()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read(self, base: str, resource_type: str, resource_id: str) -> Result:
+        require_type(resource_type)
+        with ReadSession(self.db, base) as repo:
+            return res.Result(200, repo.read(resource_type, resource_id))
+
+    def vread(self, base: str, resource_type: str, resource_id: str, version: str) -> Result:
+        require_type(resource_type)
+        if not version.isdigit():
+            raise NotFound(f"Version {version!r} of {resource_type}/{resource_id} is not known.")
+        with ReadSession(self.db, base) as repo:
+            return res.Result(200, repo.read_version(resource_type, resource_id, int(version)))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create(self, base: str, resource_type: str, resource: dict[str, Any], *,
+               if_none_exist: str | None = None) -> Result:
+        require_type(resource_type)
+        check_resource_type(resource, resource_type)
+        with UnitOfWork(self.db, base) as uow:
+            result = self.create_in(uow.repository, base, resource, if_none_exist)
+            uow.commit()
+        return self._write_result(result)
+
+    def create_in(self, repo: Repository, base: str, resource: dict[str, Any],
+                  if_none_exist: str | None) -> WriteResult:
+        """Create inside the caller's unit of work, honouring If-None-Exist."""
+        if if_none_exist:
+            existing = self.conditional_match(repo, base, resource["resourceType"],
+                                               _query_pairs(if_none_exist), "create")
+            if existing is not None:
+                return WriteResult(repo.read(resource["resourceType"], existing), changed=False)
+        return repo.create(resource)
+
+    def update(self, base: str, resource_type: str, resource_id: str,
+               resource: dict[str, Any], *, if_match: str | None = None) -> Result:
+        require_type(resource_type)
+        check_resource_type(resource, resource_type)
+        version = parse_version(if_match, "If-Match")
+        with UnitOfWork(self.db, base) as uow:
+            result = uow.repository.update(resource_type, resource_id, resource,
+                                           if_match=version)
+            uow.commit()
+        return self._write_result(result)
+
+    def conditional_update(self, base: str, resource_type: str, params: list[tuple[str, str]],
+                           resource: dict[str, Any], *, if_match: str | None = None) -> Result:
+        require_type(resource_type)
+        check_resource_type(resource, resource_type)
+        version = parse_version(if_match, "If-Match")
+        with UnitOfWork(self.db, base) as uow:
+            result = self.conditional_update_in(uow.repository, base, resource_type, params,
+                                                resource, version)
+            uow.commit()
+        return self._write_result(result)
+
+    def conditional_update_in(self, repo: Repository, base: str, resource_type: str,
+                              params: list[tuple[str, str]], resource: dict[str, Any],
+                              version: int | None = None) -> WriteResult:
+        """R4 http.html#cond-update: no match creates, one match updates, several fail."""
+        target = self.resolve_conditional_update(repo, base, resource_type, params, resource)
+        resource["id"] = target
+        return repo.update(resource_type, target, resource, if_match=version)
+
+    def resolve_conditional_update(self, repo: Repository, base: str, resource_type: str,
+                                   params: list[tuple[str, str]],
+                                   resource: dict[str, Any]) -> str:
+        """The id a conditional update writes to (an existing match or a new id)."""
+        match = self.conditional_match(repo, base, resource_type, params, "update")
+        body_id = resource.get("id")
+        if match is None:
+            if isinstance(body_id, str) and body_id:
+                return body_id
+            return str(uuid.uuid4())
+        if body_id not in (None, match):
+            raise InvalidResource(
+                f"The conditional update matched {resource_type}/{match}, but the body has "
+                f"id {body_id!r}.", expression=[f"{resource_type}.id"])
+        return match
+
+    def delete(self, base: str, resource_type: str, resource_id: str) -> Result:
+        require_type(resource_type)
+        with UnitOfWork(self.db, base) as uow:
+            existed = uow.repository.current_row(resource_type, resource_id)
+            deleted = uow.repository.delete(resource_type, resource_id)
+            uow.commit()
+        if existed is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known.")
+        message = (f"Deleted {resource_type}/{resource_id}." if deleted
+                   else f"{resource_type}/{resource_id} was already deleted.")
+        result = res.Result(200, outcome=oo.information(message))
+        if deleted:
+            result.headers["ETag"] = f'W/"{deleted.version_id}"'
+        return result
+
+    def conditional_delete(self, base: str, resource_type: str,
+                           params: list[tuple[str, str]]) -> Result:
+        require_type(resource_type)
+        with UnitOfWork(self.db, base) as uow:
+            match = self.conditional_match(uow.repository, base, resource_type, params,
+                                            "delete")
+            if match is not None:
+                uow.repository.delete(resource_type, match)
+            uow.commit()
+        message = (f"Deleted {resource_type}/{match}." if match
+                   else "No resource matched; nothing was deleted.")
+        return res.Result(200, outcome=oo.information(message))
+
+    def conditional_match(self, repo: Repository, base: str, resource_type: str,
+                           params: list[tuple[str, str]], operation: str) -> str | None:
+        """The single id matching a conditional create/update/delete, None for no match,
+        412 for several (http.html#ccreate)."""
+        criteria = [(k, v) for k, v in params if not k.startswith("_") or k in ("_id", "_tag")]
+        if not criteria:
+            raise InvalidRequest(f"A conditional {operation} needs search criteria.")
+        request = parse_search(resource_type, criteria, base_url=base, strict=True)
+        request.count = 2
+        self._lock_condition(repo, resource_type, criteria)
+        page = query.run_page(repo.conn, request)
+        if len(page.rids) > 1:
+            raise MultipleMatches(f"The conditional {operation} criteria "
+                                  f"{urlencode(criteria)!r} match more than one "
+                                  f"{resource_type}.")
+        if not page.rids:
+            return None
+        return repo.load_many(page.rids)[page.rids[0]].id
+
+    def _lock_condition(self, repo: Repository, resource_type: str,
+                        criteria: list[tuple[str, str]]) -> None:
+        """Serialize conditional writes with the same criteria (PostgreSQL; SQLite already
+        holds the database write lock), so two concurrent ones cannot both create."""
+        if self.db.is_sqlite:
+            return
+        digest = hashlib.sha256(f"{resource_type}?{urlencode(sorted(criteria))}".encode())
+        key = int.from_bytes(digest.digest()[:8], "big", signed=True)
+        repo.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    @staticmethod
+    def _write_result(result: WriteResult) -> Result:
+        if result.created:
+            return res.Result(201, result.resource, location=True)
+        return res.Result(200, result.resource)
+
+    # -- search ----------------------------------------------------------------------------
+
+    def parse(self, base: str, resource_type: str, params: list[tuple[str, str]],
+              strict: bool = False) -> SearchRequest:
+        require_type(resource_type)
+        return parse_search(resource_type, params, base_url=base,
+                            default_count=self.limits.default_count,
+                            max_count=self.limits.max_count, strict=strict)
+
+    def search(self, base: str, resource_type: str, params: list[tuple[str, str]], *,
+               strict: bool = False) -> Result:
+        request = self.parse(base, resource_type, params, strict)
+        with ReadSession(self.db, base) as repo:
+            return res.Result(200, body=self._searchset(repo, base, request, params))
+
+    def _searchset(self, repo: Repository, base: str, request: SearchRequest,
+                   params: list[tuple[str, str]]) -> bytes:
+        total = None
+        if request.total != "none" or request.summary == "count":
+            total = query.count(repo.conn, request)
+        if request.summary == "count" or request.count == 0:
+            return res.bundle_bytes("searchset", [], total=total,
+                                    links=[("self", _link(base, request, params, None))])
+        page = query.run_page(repo.conn, request)
+        entries = self._page_entries(repo, base, request, page.rids)
+        links = [("self", _link(base, request, params, None))]
+        if page.next_cursor:
+            links.append(("next", _link(base, request, params, page.next_cursor)))
+        if page.previous_cursor:
+            links.append(("previous", _link(base, request, params, page.previous_cursor)))
+        if request.ignored:
+            entries.append(res.outcome_entry(oo.single(
+                "warning", "not-supported",
+                "Unknown or unsupported search parameters were ignored: "
+                + ", ".join(sorted(set(request.ignored))), request.ignored)))
+        return res.bundle_bytes("searchset", entries, total=total, links=links)
+
+    def _page_entries(self, repo: Repository, base: str, request: SearchRequest,
+                      rids: list[int]) -> list[bytes]:
+        extra = self._included(repo, request, rids)
+        loaded = repo.load_many(rids + extra)
+        entries = [self._entry(base, request, loaded[r], "match") for r in rids if r in loaded]
+        entries += [self._entry(base, request, loaded[r], "include") for r in extra
+                    if r in loaded]
+        return entries
+
+    def _included(self, repo: Repository, request: SearchRequest, rids: list[int]) -> list[int]:
+        """``_include`` / ``_revinclude`` rows; ``:iterate`` ones are applied again to what
+        they brought in (a few rounds at most), never returning a resource twice."""
+        limit = self.limits.max_include
+        seen, extra, frontier = set(rids), [], rids
+        for round_number in range(4):
+            includes = [i for i in request.include if round_number == 0 or i.iterate]
+            revincludes = [i for i in request.revinclude if round_number == 0 or i.iterate]
+            if not frontier or not (includes or revincludes):
+                break
+            found = query.included_rids(repo.conn, includes, frontier, limit)
+            found += query.revincluded_rids(repo.conn, revincludes, frontier, limit)
+            frontier = [r for r in dict.fromkeys(found) if r not in seen]
+            seen.update(frontier)
+            extra += frontier
+            if len(extra) >= limit:
+                return extra[:limit]
+        return extra
+
+    @staticmethod
+    def _entry(base: str, request: SearchRequest, stored: StoredResource, mode: str) -> bytes:
+        body = None
+        if request.summary in ("true", "text", "data"):
+            body = orjson.dumps(summarize(stored.json(), request.summary))
+        elif request.elements:
+            body = orjson.dumps(select_elements(stored.json(), request.elements))
+        return res.search_entry(base, stored, mode, body)
+
+    # -- history ---------------------------------------------------------------------------
+
+    def history(self, base: str, resource_type: str | None, resource_id: str | None,
+                params: list[tuple[str, str]]) -> Result:
+        if resource_type:
+            require_type(resource_type)
+        values = dict(params)
+        since = _since(values.get("_since"))
+        count = _count(values.get("_count"), self.limits)
+        before = _history_cursor(values.get("_cursor"))
+        with ReadSession(self.db, base) as repo:
+            if resource_id and repo.current_row(resource_type or "", resource_id) is None:
+                raise NotFound(f"{resource_type}/{resource_id} is not known.")
+            total = repo.count_history(resource_type, resource_id, since)
+            versions = repo.history(resource_type, resource_id, since=since,
+                                    before_key=before, limit=count + 1)
+        more = len(versions) > count
+        versions = versions[:count]
+        path = "/".join(p for p in (base, resource_type, resource_id, "_history") if p)
+        kept = [(k, v) for k, v in params if k != "_cursor"]
+        links = [("self", _with_query(path, params))]
+        if more and versions:
+            last = versions[-1]
+            cursor = f"{last.last_updated!r}:{last.rid}:{last.version_id}"
+            links.append(("next", _with_query(path, [*kept, ("_cursor", cursor)])))
+        entries = [res.history_entry(base, v) for v in versions]
+        return res.Result(200, body=res.bundle_bytes("history", entries, total=total,
+                                                     links=links))
+
+
+Result = res.Result
+
+
+def _query_pairs(text: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(text.split("?", 1)[-1], keep_blank_values=True)
+
+
+def _link(base: str, request: SearchRequest, params: list[tuple[str, str]],
+          cursor: str | None) -> str:
+    pairs = request.self_params(params)
+    if cursor:
+        pairs = [*pairs, ("_cursor", cursor)]
+    return _with_query(f"{base}/{request.resource_type}", pairs)
+
+
+def _with_query(path: str, pairs: list[tuple[str, str]]) -> str:
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    found = parse_range(text)
+    if found is None:
+        raise InvalidRequest(f"Invalid _since {text!r}: expected an instant.",
+                             expression=["_since"])
+    return found[0]
+
+
+def _count(text: str | None, limits: Limits) -> int:
+    if text is None:
+        return limits.default_count
+    if not text.isdigit():
+        raise InvalidRequest(f"_count must be a non-negative integer, not {text!r}.",
+                             expression=["_count"])
+    return max(1, min(int(text), limits.max_count))
+
+
+def _history_cursor(text: str | None) -> tuple[float, int, int] | None:
+    if text is None:
+        return None
+    try:
+        updated, rid, version = text.split(":")
+        return float(updated), int(rid), int(version)
+    except ValueError:
+        raise InvalidRequest("Invalid history cursor.", expression=["_cursor"]) from None

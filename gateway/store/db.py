@@ -1,0 +1,71 @@
+"""Engines and the few SQLite/PostgreSQL differences, in one place.
+
+SQLite runs in WAL mode so readers never block the single writer; write transactions start
+with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing half-way with
+"database is locked". PostgreSQL uses row locks (``SELECT ... FOR UPDATE``) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import Connection
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """An engine plus what the store needs to know about its dialect."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._sqlite_engine() if self.is_sqlite else self._pg_engine(pool_size)
+
+    def _sqlite_engine(self) -> Engine:
+        database = self.url.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=32,
+            max_overflow=64,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    def _pg_engine(self, pool_size: int) -> Engine:
+        return create_engine(self.url, pool_size=pool_size, max_overflow=pool_size * 2,
+                             pool_pre_ping=True)
+
+    def begin_write(self, connection: Connection) -> None:
+        """Open a write transaction that holds the write lock from its first statement."""
+        if self.is_sqlite:
+            connection.info["begin_immediate"] = True
+        connection.begin()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, decide when transactions begin (SQLAlchemy's documented
+    # recipe for serializable SQLite transactions).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    immediate = connection.info.pop("begin_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,392 @@
+"""The Repository: the only code that writes resources.
+
+Every write validates the resource, assigns id / version / lastUpdated, checks that local
+references resolve (referential integrity on write, as HAPI FHIR does by default), writes the
+version row, rewrites the search index and appends the outbox row, all on the caller's
+connection and transaction (see ``uow.UnitOfWork``). Reads return the stored JSON bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from gateway.errors import Conflict, Gone, InvalidResource, NotFound, PreconditionFailed
+from gateway.fhir.dates import now_instant
+from gateway.fhir.references import iter_reference_holders, parse_reference
+from gateway.fhir.types import is_resource_type
+from gateway.fhir.validate import validate_resource
+from gateway.store.db import Database
+from gateway.store.indexer import index_rows, patient_of
+from gateway.store.tables import INDEX_TABLES, outbox_table, resource_table, version_table
+
+R, V = resource_table.c, version_table.c
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One version of a resource as stored: its JSON bytes and the columns beside them."""
+
+    rid: int
+    type: str
+    id: str
+    version_id: int
+    last_updated: float
+    deleted: bool
+    body: bytes
+    method: str = "PUT"
+
+    def json(self) -> dict[str, Any]:
+        return orjson.loads(self.body)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: ``created`` a new resource, or ``changed`` an existing one."""
+
+    resource: StoredResource
+    created: bool = False
+    changed: bool = True
+
+
+class Repository:
+    """Reads and writes resources on one connection; the caller owns the transaction."""
+
+    def __init__(self, db: Database, connection: Connection, base_url: str = "") -> None:
+        self.db = db
+        self.conn = connection
+        self.base_url = base_url
+        self._deferred: list[tuple[str, list[tuple[str, str, str]]]] | None = None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version; NotFound, or Gone when the current version is a delete."""
+        row = self.conn.execute(
+            select(R.rid, R.version_id, R.last_updated, R.deleted, V.body)
+            .join_from(resource_table, version_table,
+                       and_(V.rid == R.rid, V.version_id == R.version_id))
+            .where(R.type == resource_type, R.id == resource_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known.")
+        stored = StoredResource(row.rid, resource_type, resource_id, row.version_id,
+                                row.last_updated, row.deleted, row.body)
+        if stored.deleted:
+            raise Gone(f"{resource_type}/{resource_id} was deleted.",
+                       headers=_version_headers(stored))
+        return stored
+
+    def read_version(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        row = self.conn.execute(
+            select(V.rid, V.last_updated, V.deleted, V.body, V.method)
+            .where(V.type == resource_type, V.id == resource_id, V.version_id == version_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{resource_id}/_history/{version_id} is not known.")
+        stored = StoredResource(row.rid, resource_type, resource_id, version_id,
+                                row.last_updated, row.deleted, row.body, row.method)
+        if stored.deleted:
+            raise Gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion.",
+                       headers=_version_headers(stored))
+        return stored
+
+    def current_row(self, resource_type: str, resource_id: str, *, lock: bool = False) -> Any:
+        statement = select(R.rid, R.version_id, R.deleted).where(
+            R.type == resource_type, R.id == resource_id)
+        if lock and not self.db.is_sqlite:
+            statement = statement.with_for_update()
+        return self.conn.execute(statement).first()
+
+    def load_many(self, rids: list[int]) -> dict[int, StoredResource]:
+        """Current versions of many resources by row id (search results, includes)."""
+        if not rids:
+            return {}
+        rows = self.conn.execute(
+            select(R.rid, R.type, R.id, R.version_id, R.last_updated, R.deleted, V.body)
+            .join_from(resource_table, version_table,
+                       and_(V.rid == R.rid, V.version_id == R.version_id))
+            .where(R.rid.in_(rids))
+        )
+        return {r.rid: StoredResource(r.rid, r.type, r.id, r.version_id, r.last_updated,
+                                      r.deleted, r.body) for r in rows}
+
+    def history(self, resource_type: str | None, resource_id: str | None, *,
+                since: float | None, before_key: tuple[float, int, int] | None,
+                limit: int) -> list[StoredResource]:
+        """Versions newest first; ``before_key`` = (last_updated, rid, version) of the last
+        entry of the previous page, so pages stay stable while new versions arrive."""
+        statement = select(V.rid, V.type, V.id, V.version_id, V.last_updated, V.deleted,
+                           V.body, V.method)
+        if resource_type:
+            statement = statement.where(V.type == resource_type)
+        if resource_id:
+            statement = statement.where(V.id == resource_id)
+        if since is not None:
+            statement = statement.where(V.last_updated >= since)
+        if before_key is not None:
+            updated, rid, version = before_key
+            statement = statement.where(or_(
+                V.last_updated < updated,
+                and_(V.last_updated == updated, V.rid < rid),
+                and_(V.last_updated == updated, V.rid == rid, V.version_id < version)))
+        statement = statement.order_by(V.last_updated.desc(), V.rid.desc(),
+                                       V.version_id.desc()).limit(limit)
+        return [StoredResource(r.rid, r.type, r.id, r.version_id, r.last_updated, r.deleted,
+                               r.body, r.method) for r in self.conn.execute(statement)]
+
+    def count_history(self, resource_type: str | None, resource_id: str | None,
+                      since: float | None) -> int:
+        statement = select(func.count()).select_from(version_table)
+        if resource_type:
+            statement = statement.where(V.type == resource_type)
+        if resource_id:
+            statement = statement.where(V.id == resource_id)
+        if since is not None:
+            statement = statement.where(V.last_updated >= since)
+        return int(self.conn.execute(statement).scalar_one())
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> WriteResult:
+        """Store a new resource; ``resource_id`` is only for ids assigned by the caller
+        (transaction placeholders); any id in the body is ignored (R4 http.html#create)."""
+        validate_resource(resource)
+        resource_type = resource["resourceType"]
+        new_id = resource_id or str(uuid.uuid4())
+        stored = self._insert_new(resource_type, new_id, resource, "POST")
+        return WriteResult(stored, created=True)
+
+    def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *,
+               if_match: int | None = None) -> WriteResult:
+        """Replace the current version, or create with the client's id (update-as-create)."""
+        validate_resource(resource)
+        if resource.get("id") != resource_id:
+            raise InvalidResource(
+                f"The resource id {resource.get('id')!r} must match the id in the URL "
+                f"({resource_id}).", expression=[f"{resource_type}.id"])
+        current = self.current_row(resource_type, resource_id, lock=True)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(
+                    f"If-Match names version {if_match} of {resource_type}/{resource_id}, "
+                    "which does not exist.")
+            return WriteResult(self._insert_new(resource_type, resource_id, resource, "PUT"),
+                               created=True)
+        if if_match is not None and if_match != current.version_id:
+            raise PreconditionFailed(
+                f"{resource_type}/{resource_id} is at version {current.version_id}, "
+                f"not {if_match} (If-Match).")
+        if not current.deleted:
+            unchanged = self._unchanged(current.rid, current.version_id, resource)
+            if unchanged is not None:
+                return WriteResult(unchanged, changed=False)
+        stored = self._write_version(current.rid, resource_type, resource_id,
+                                     current.version_id, resource, "PUT")
+        return WriteResult(stored, created=current.deleted)
+
+    def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """Soft-delete: a new, empty version marked deleted; None if there was nothing."""
+        current = self.current_row(resource_type, resource_id, lock=True)
+        if current is None or current.deleted:
+            return None
+        self._check_not_referenced(current.rid, resource_type, resource_id)
+        epoch, _ = now_instant()
+        version = current.version_id + 1
+        self._bump(current.rid, current.version_id, version, epoch, deleted=True, patient=None)
+        self.conn.execute(insert(version_table).values(
+            rid=current.rid, version_id=version, type=resource_type, id=resource_id,
+            last_updated=epoch, method="DELETE", deleted=True, body=b""))
+        self._clear_index(current.rid)
+        self._append_outbox(current.rid, resource_type, resource_id, version, "delete",
+                            self._patient_from_outbox(current.rid), epoch)
+        return StoredResource(current.rid, resource_type, resource_id, version, epoch, True,
+                              b"", "DELETE")
+
+    # -- referential integrity -----------------------------------------------------------
+
+    def defer_reference_checks(self) -> None:
+        """Check references at ``check_deferred_references`` instead of on each write, so
+        a transaction's entries may refer to each other in any order."""
+        self._deferred = []
+
+    def check_deferred_references(self) -> None:
+        pending, self._deferred = self._deferred or [], None
+        for resource_type, references in pending:
+            self._check_references(resource_type, references)
+
+    def _references(self, resource: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """(type, id, path-hint) for every local literal reference in the resource."""
+        found = []
+        for holder in iter_reference_holders(resource):
+            reference = holder["reference"]
+            if reference.startswith("#"):
+                continue
+            if reference.startswith("urn:"):
+                raise InvalidResource(
+                    f"The reference {reference!r} cannot be resolved: urn: references are "
+                    "only allowed inside a transaction Bundle.")
+            parsed = parse_reference(reference)
+            if parsed is None:
+                if "/" in reference and not reference.startswith(("http:", "https:")):
+                    raise InvalidResource(f"The reference {reference!r} is not a valid "
+                                          "Type/id reference.")
+                continue
+            if parsed.base is not None and parsed.base.rstrip("/") != self.base_url.rstrip("/"):
+                continue
+            found.append((parsed.type, parsed.id, reference))
+        return found
+
+    def _queue_reference_checks(self, resource_type: str, resource: dict[str, Any],
+                                own: tuple[str, str]) -> None:
+        references = [r for r in self._references(resource) if (r[0], r[1]) != own]
+        if not references:
+            return
+        if self._deferred is not None:
+            self._deferred.append((resource_type, references))
+        else:
+            self._check_references(resource_type, references)
+
+    def _check_references(self, resource_type: str,
+                          references: list[tuple[str, str, str]]) -> None:
+        wanted: dict[str, set[str]] = {}
+        for ref_type, ref_id, _ in references:
+            wanted.setdefault(ref_type, set()).add(ref_id)
+        existing: set[tuple[str, str]] = set()
+        for ref_type, ids in wanted.items():
+            rows = self.conn.execute(select(R.type, R.id).where(
+                R.type == ref_type, R.id.in_(sorted(ids)), R.deleted.is_(False)))
+            existing.update((r.type, r.id) for r in rows)
+        missing = [r for r in references if (r[0], r[1]) not in existing]
+        if missing:
+            details = [(f"The reference {text!r} does not resolve to an existing resource "
+                        "(referential integrity is enforced on write).", [resource_type])
+                       for _, _, text in missing]
+            raise InvalidResource(details[0][0], details=details, code="processing",
+                                  status=422, expression=[resource_type])
+
+    def _check_not_referenced(self, rid: int, resource_type: str, resource_id: str) -> None:
+        ref = INDEX_TABLES["reference"].c
+        referrer = self.conn.execute(
+            select(R.type, R.id).join_from(INDEX_TABLES["reference"], resource_table,
+                                           R.rid == ref.rid)
+            .where(ref.target_type == resource_type, ref.target_id == resource_id,
+                   ref.rid != rid).limit(1)
+        ).first()
+        if referrer is not None:
+            raise Conflict(f"{resource_type}/{resource_id} cannot be deleted: "
+                           f"{referrer.type}/{referrer.id} refers to it.")
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _insert_new(self, resource_type: str, resource_id: str, resource: dict[str, Any],
+                    method: str) -> StoredResource:
+        self._queue_reference_checks(resource_type, resource, (resource_type, resource_id))
+        epoch, instant = now_instant()
+        body = _stamp(resource, resource_id, 1, instant)
+        rows = index_rows(resource_type, resource, self.base_url)
+        patient = patient_of(resource_type, resource_id, rows)
+        result = self.conn.execute(insert(resource_table).values(
+            type=resource_type, id=resource_id, version_id=1, last_updated=epoch,
+            deleted=False, patient=patient))
+        rid = int(result.inserted_primary_key[0])
+        self.conn.execute(insert(version_table).values(
+            rid=rid, version_id=1, type=resource_type, id=resource_id, last_updated=epoch,
+            method=method, deleted=False, body=body))
+        self._write_index(rid, rows)
+        self._append_outbox(rid, resource_type, resource_id, 1, "create", patient, epoch)
+        return StoredResource(rid, resource_type, resource_id, 1, epoch, False, body, method)
+
+    def _write_version(self, rid: int, resource_type: str, resource_id: str, current: int,
+                       resource: dict[str, Any], method: str) -> StoredResource:
+        self._queue_reference_checks(resource_type, resource, (resource_type, resource_id))
+        version = current + 1
+        epoch, instant = now_instant()
+        body = _stamp(resource, resource_id, version, instant)
+        rows = index_rows(resource_type, resource, self.base_url)
+        patient = patient_of(resource_type, resource_id, rows)
+        self._bump(rid, current, version, epoch, deleted=False, patient=patient)
+        self.conn.execute(insert(version_table).values(
+            rid=rid, version_id=version, type=resource_type, id=resource_id,
+            last_updated=epoch, method=method, deleted=False, body=body))
+        self._clear_index(rid)
+        self._write_index(rid, rows)
+        self._append_outbox(rid, resource_type, resource_id, version, "update", patient, epoch)
+        return StoredResource(rid, resource_type, resource_id, version, epoch, False, body,
+                              method)
+
+    def _bump(self, rid: int, current: int, version: int, epoch: float, *, deleted: bool,
+              patient: str | None) -> None:
+        """Move the resource row to ``version``; fails when someone else moved it first."""
+        values: dict[str, Any] = {"version_id": version, "last_updated": epoch,
+                                  "deleted": deleted}
+        if patient is not None:
+            values["patient"] = patient
+        result = self.conn.execute(update(resource_table).where(
+            R.rid == rid, R.version_id == current).values(**values))
+        if result.rowcount != 1:
+            raise PreconditionFailed("The resource was changed concurrently; retry with its "
+                                     "current version.", status=409, code="conflict")
+
+    def _unchanged(self, rid: int, version: int, resource: dict[str, Any]) -> StoredResource | None:
+        row = self.conn.execute(select(V.body, V.last_updated).where(
+            V.rid == rid, V.version_id == version)).first()
+        if row is None or _content_key(orjson.loads(row.body)) != _content_key(resource):
+            return None
+        return StoredResource(rid, resource["resourceType"], resource["id"], version,
+                              row.last_updated, False, row.body)
+
+    def _write_index(self, rid: int, rows: dict[str, list[dict[str, Any]]]) -> None:
+        for kind, table_rows in rows.items():
+            if table_rows:
+                for row in table_rows:
+                    row["rid"] = rid
+                self.conn.execute(insert(INDEX_TABLES[kind]), table_rows)
+
+    def _clear_index(self, rid: int) -> None:
+        for table in INDEX_TABLES.values():
+            self.conn.execute(delete(table).where(table.c.rid == rid))
+
+    def _append_outbox(self, rid: int, resource_type: str, resource_id: str, version: int,
+                       action: str, patient: str | None, epoch: float) -> None:
+        self.conn.execute(insert(outbox_table).values(
+            rid=rid, type=resource_type, id=resource_id, version_id=version, action=action,
+            patient=patient, created_at=epoch))
+
+    def _patient_from_outbox(self, rid: int) -> str | None:
+        return self.conn.execute(select(R.patient).where(R.rid == rid)).scalar()
+
+
+def _stamp(resource: dict[str, Any], resource_id: str, version: int, instant: str) -> bytes:
+    """The body as stored: our id, meta.versionId and meta.lastUpdated, serialized once."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant
+    resource["id"] = resource_id
+    resource["meta"] = meta
+    ordered = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
+    ordered.update(resource)
+    return orjson.dumps(ordered)
+
+
+def _content_key(resource: dict[str, Any]) -> bytes:
+    """The resource without server-assigned meta, for detecting no-op updates."""
+    copy = dict(resource)
+    meta = {k: v for k, v in (copy.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated")}
+    copy["meta"] = meta or None
+    copy.pop("id", None)
+    return orjson.dumps(copy, option=orjson.OPT_SORT_KEYS)
+
+
+def _version_headers(stored: StoredResource) -> dict[str, str]:
+    return {"ETag": f'W/"{stored.version_id}"'}
+
+
+def known_type(name: str) -> bool:
+    return is_resource_type(name)
