@@ -1,0 +1,1 @@
+"""Care-coordination workflows: one unit of work each, written through the repository."""

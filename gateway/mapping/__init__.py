@@ -1,0 +1,1 @@
+"""Declarative mappings (mappings/) applied to inbound messages and source formats; pure: no database, no HTTP."""

@@ -1,0 +1,1 @@
+"""Event log, routing and delivery to subscribers and partner servers."""

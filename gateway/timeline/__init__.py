@@ -1,0 +1,1 @@
+"""Read-only views for care coordinators over the store."""
