@@ -1,1 +1,4 @@
-"""Inbound channels: HL7 v2 over MLLP and HTTP, Da Vinci notification messages; every message stored raw before it is acknowledged."""
+"""Inbound channels: HL7 v2 over MLLP and HTTP, Da Vinci notification messages.
+
+Every message is stored raw before it is acknowledged.
+"""

@@ -1,1 +1,4 @@
-"""Declarative mappings (mappings/) applied to inbound messages and source formats; pure: no database, no HTTP."""
+"""Declarative mappings (mappings/) applied to inbound messages and source formats.
+
+Pure: no database, no HTTP.
+"""
