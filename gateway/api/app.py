@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gateway import __version__
 from gateway.api import errors
 from gateway.api.fhir import router as fhir_router
+from gateway.api.media import ContentNegotiation
 from gateway.config import Settings, get_settings
 from gateway.fhir.searchparams import registry
 from gateway.rest.interactions import FhirService, Limits
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                   settings.max_page_size,
                                                   settings.max_include_results))
     errors.install(app)
+    app.add_middleware(ContentNegotiation)
     app.include_router(fhir_router)
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))
     return app

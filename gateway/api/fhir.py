@@ -11,11 +11,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from gateway.api.media import FHIR_JSON, check_accept, check_content_type
+from gateway.api.media import FHIR_JSON, check_content_type
 from gateway.errors import InvalidRequest, PayloadTooLarge
 from gateway.fhir import outcome as oo
 from gateway.fhir.validate import parse_json, parse_resource
@@ -24,7 +25,31 @@ from gateway.rest.capability import capability_statement
 from gateway.rest.interactions import FhirService, Result
 from gateway.rest.results import http_date, version_location
 
-router = APIRouter(prefix="/fhir", tags=["FHIR R4"], dependencies=[Depends(check_accept)])
+
+class _ResourceType(Convertor[str]):
+    """A resource type segment: letters, starting upper-case (so never ``metadata``,
+    ``_history`` or ``$operation``); unknown names are refused by the handlers."""
+
+    regex = "[A-Z][A-Za-z]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _LogicalId(_ResourceType):
+    r"""A logical id segment (R4 datatypes.html#id: ``[A-Za-z0-9\-\.]{1,64}``; longer ones
+    reach the handler, which answers 404)."""
+
+    regex = "[A-Za-z0-9\\-\\.]+"
+
+
+register_url_convertor("fhir_type", _ResourceType())
+register_url_convertor("fhir_id", _LogicalId())
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 
 def _service(request: Request) -> FhirService:
@@ -69,14 +94,13 @@ async def _body(request: Request, *, form: bool = False) -> bytes:
 
 def respond(request: Request, result: Result, *, write: bool = False) -> Response:
     """Turn a Result into HTTP; for writes, ``Prefer: return=`` picks the body."""
-    base = base_url(request)
     headers = dict(result.headers)
     stored = result.resource
     if stored is not None:
         headers["ETag"] = f'W/"{stored.version_id}"'
         headers["Last-Modified"] = http_date(stored.last_updated)
         if result.location:
-            headers["Location"] = version_location(base, stored)
+            headers["Location"] = version_location(base_url(request), stored)
     body: bytes
     if result.body is not None:
         body = result.body if isinstance(result.body, bytes) else orjson.dumps(result.body)
@@ -106,7 +130,30 @@ async def _call(function: Callable[..., Result], *args: Any, **kwargs: Any) -> R
     return await run_in_threadpool(function, *args, **kwargs)
 
 
-# -- system level --------------------------------------------------------------------------
+# -- routes: the hot ones (read, search, create) first, since routes match in order
+
+@router.get("/{resource_type:fhir_type}/{resource_id:fhir_id}", summary="Read")
+async def read(request: Request, resource_type: str, resource_id: str) -> Response:
+    result = _service(request).read(resource_type, resource_id)
+    return respond(request, result)
+
+
+@router.get("/{resource_type:fhir_type}", summary="Search")
+async def search(request: Request, resource_type: str) -> Response:
+    params = request.query_params.multi_items()
+    result = await _call(_service(request).search, base_url(request), resource_type, params,
+                         strict=_strict(request))
+    return respond(request, result)
+
+
+@router.post("/{resource_type:fhir_type}",
+             summary="Create (If-None-Exist for conditional create)")
+async def create(request: Request, resource_type: str) -> Response:
+    resource = parse_resource(await _body(request))
+    result = await _call(_service(request).create, base_url(request), resource_type, resource,
+                         if_none_exist=request.headers.get("if-none-exist"))
+    return respond(request, result, write=True)
+
 
 @router.get("/metadata", summary="CapabilityStatement of this server")
 async def metadata(request: Request) -> Response:
@@ -130,9 +177,7 @@ async def transaction(request: Request) -> Response:
     return respond(request, result)
 
 
-# -- type level ----------------------------------------------------------------------------
-
-@router.get("/{resource_type}/_history", summary="History of one resource type")
+@router.get("/{resource_type:fhir_type}/_history", summary="History of one resource type")
 async def type_history(request: Request, resource_type: str) -> Response:
     params = request.query_params.multi_items()
     result = await _call(_service(request).history, base_url(request), resource_type, None,
@@ -140,7 +185,7 @@ async def type_history(request: Request, resource_type: str) -> Response:
     return respond(request, result)
 
 
-@router.post("/{resource_type}/_search", summary="Search with form-encoded parameters")
+@router.post("/{resource_type:fhir_type}/_search", summary="Search with form-encoded parameters")
 async def search_post(request: Request, resource_type: str) -> Response:
     raw = await _body(request, form=True)
     params = request.query_params.multi_items()
@@ -150,23 +195,7 @@ async def search_post(request: Request, resource_type: str) -> Response:
     return respond(request, result)
 
 
-@router.get("/{resource_type}", summary="Search")
-async def search(request: Request, resource_type: str) -> Response:
-    params = request.query_params.multi_items()
-    result = await _call(_service(request).search, base_url(request), resource_type, params,
-                         strict=_strict(request))
-    return respond(request, result)
-
-
-@router.post("/{resource_type}", summary="Create (If-None-Exist for conditional create)")
-async def create(request: Request, resource_type: str) -> Response:
-    resource = parse_resource(await _body(request))
-    result = await _call(_service(request).create, base_url(request), resource_type, resource,
-                         if_none_exist=request.headers.get("if-none-exist"))
-    return respond(request, result, write=True)
-
-
-@router.put("/{resource_type}", summary="Conditional update")
+@router.put("/{resource_type:fhir_type}", summary="Conditional update")
 async def conditional_update(request: Request, resource_type: str) -> Response:
     resource = parse_resource(await _body(request))
     params = request.query_params.multi_items()
@@ -179,7 +208,7 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
     return respond(request, result, write=True)
 
 
-@router.delete("/{resource_type}", summary="Conditional delete")
+@router.delete("/{resource_type:fhir_type}", summary="Conditional delete")
 async def conditional_delete(request: Request, resource_type: str) -> Response:
     params = request.query_params.multi_items()
     result = await _call(_service(request).conditional_delete, base_url(request),
@@ -187,9 +216,8 @@ async def conditional_delete(request: Request, resource_type: str) -> Response:
     return respond(request, result)
 
 
-# -- instance level ------------------------------------------------------------------------
-
-@router.get("/{resource_type}/{resource_id}/_history", summary="History of one resource")
+@router.get("/{resource_type:fhir_type}/{resource_id:fhir_id}/_history",
+            summary="History of one resource")
 async def instance_history(request: Request, resource_type: str, resource_id: str) -> Response:
     params = request.query_params.multi_items()
     result = await _call(_service(request).history, base_url(request), resource_type,
@@ -197,21 +225,16 @@ async def instance_history(request: Request, resource_type: str, resource_id: st
     return respond(request, result)
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="Read a version")
+@router.get("/{resource_type:fhir_type}/{resource_id:fhir_id}/_history/{version_id}",
+            summary="Read a version")
 async def vread(request: Request, resource_type: str, resource_id: str,
                 version_id: str) -> Response:
-    result = await _call(_service(request).vread, base_url(request), resource_type,
-                         resource_id, version_id)
+    result = _service(request).vread(resource_type, resource_id, version_id)
     return respond(request, result)
 
 
-@router.get("/{resource_type}/{resource_id}", summary="Read")
-async def read(request: Request, resource_type: str, resource_id: str) -> Response:
-    result = await _call(_service(request).read, base_url(request), resource_type, resource_id)
-    return respond(request, result)
-
-
-@router.put("/{resource_type}/{resource_id}", summary="Update (or create with this id)")
+@router.put("/{resource_type:fhir_type}/{resource_id:fhir_id}",
+            summary="Update (or create with this id)")
 async def update(request: Request, resource_type: str, resource_id: str) -> Response:
     resource = parse_resource(await _body(request))
     result = await _call(_service(request).update, base_url(request), resource_type,
@@ -219,7 +242,7 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
     return respond(request, result, write=True)
 
 
-@router.delete("/{resource_type}/{resource_id}", summary="Delete")
+@router.delete("/{resource_type:fhir_type}/{resource_id:fhir_id}", summary="Delete")
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
     result = await _call(_service(request).delete, base_url(request), resource_type,
                          resource_id)

@@ -6,9 +6,13 @@ that asks only for XML gets 406; an XML body gets 415; both with an OperationOut
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from urllib.parse import parse_qsl
 
-from gateway.errors import NotAcceptable, UnsupportedMediaType
+import orjson
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.errors import GatewayError, NotAcceptable, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
@@ -16,14 +20,55 @@ _XML_FORMATS = {"xml", "text/xml", "application/xml", "application/fhir+xml",
                 "application/xml+fhir", "html", "text/html", "ttl", "text/turtle"}
 
 
-def check_accept(request: Request) -> None:
-    requested = request.query_params.get("_format")
+class ContentNegotiation:
+    """Answers 406 to FHIR requests that accept no JSON, before any routing or work.
+
+    A pure ASGI middleware rather than a route dependency: it runs on every FHIR request,
+    and FastAPI's dependency resolution costs more than the check itself.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/fhir") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            try:
+                check_accept(_format_of(scope), _header(scope, b"accept"))
+            except GatewayError as error:
+                await _send_outcome(error, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _format_of(scope: Scope) -> str | None:
+    query: bytes = scope.get("query_string", b"")
+    if b"_format" not in query:
+        return None
+    return dict(parse_qsl(query.decode("latin-1"))).get("_format")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send_outcome(error: GatewayError, send: Send) -> None:
+    body = orjson.dumps({"resourceType": "OperationOutcome", "issue": error.issues()})
+    await send({"type": "http.response.start", "status": error.status, "headers": [
+        (b"content-type", FHIR_JSON.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def check_accept(requested: str | None, accept: str | None) -> None:
+    """Refuse (406) a ``_format`` or an Accept header that admits no JSON."""
     if requested is not None:
         if requested.split(";")[0].strip() not in _JSON_FORMATS:
             raise NotAcceptable(f"_format={requested} is not supported; this server speaks "
                                 "application/fhir+json only.", expression=["_format"])
         return
-    accept = request.headers.get("accept")
     if not accept:
         return
     types = [part.split(";")[0].strip().lower() for part in accept.split(",")]

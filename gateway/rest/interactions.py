@@ -69,17 +69,24 @@ class FhirService:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def read(self, base: str, resource_type: str, resource_id: str) -> Result:
+    def read(self, resource_type: str, resource_id: str) -> Result:
+        """Read the current version (R4 http.html#read). Cheap enough to run on the event
+        loop: one indexed lookup on the reader's autocommit connection."""
         require_type(resource_type)
-        with ReadSession(self.db, base) as repo:
-            return res.Result(200, repo.read(resource_type, resource_id))
+        rid, version_id, last_updated, _deleted, body = self.db.reader.current(
+            resource_type, resource_id)
+        return res.Result(200, StoredResource(rid, resource_type, resource_id, version_id,
+                                              last_updated, False, body))
 
-    def vread(self, base: str, resource_type: str, resource_id: str, version: str) -> Result:
+    def vread(self, resource_type: str, resource_id: str, version: str) -> Result:
+        """Read one version (R4 http.html#vread)."""
         require_type(resource_type)
         if not version.isdigit():
             raise NotFound(f"Version {version!r} of {resource_type}/{resource_id} is not known.")
-        with ReadSession(self.db, base) as repo:
-            return res.Result(200, repo.read_version(resource_type, resource_id, int(version)))
+        rid, last_updated, _deleted, body, method = self.db.reader.version(
+            resource_type, resource_id, int(version))
+        return res.Result(200, StoredResource(rid, resource_type, resource_id, int(version),
+                                              last_updated, False, body, method))
 
     # -- writes ----------------------------------------------------------------------------
 

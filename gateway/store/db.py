@@ -8,11 +8,15 @@ with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing hal
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
+
+from gateway.store.reader import Reader
+from gateway.store.statements import Statements
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,11 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._sqlite_engine() if self.is_sqlite else self._pg_engine(pool_size)
+        self.statements = Statements(self.engine.dialect.name)
+        # One writer at a time per process on SQLite: threads queue on this lock instead of
+        # polling SQLite's busy handler, whose growing sleeps gave seconds-long tail latency.
+        self.write_lock = threading.Lock() if self.is_sqlite else None
+        self.reader = Reader(self.engine, _sqlite_on_connect if self.is_sqlite else None)
 
     def _sqlite_engine(self) -> Engine:
         database = self.url.database or ""
@@ -50,6 +59,7 @@ class Database:
         connection.begin()
 
     def dispose(self) -> None:
+        self.reader.close()
         self.engine.dispose()
 
 

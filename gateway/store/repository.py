@@ -21,9 +21,10 @@ from gateway.fhir.dates import now_instant
 from gateway.fhir.references import iter_reference_holders, parse_reference
 from gateway.fhir.types import is_resource_type
 from gateway.fhir.validate import validate_resource
+from gateway.store import statements as sql
 from gateway.store.db import Database
 from gateway.store.indexer import index_rows, patient_of
-from gateway.store.tables import INDEX_TABLES, outbox_table, resource_table, version_table
+from gateway.store.tables import INDEX_TABLES, resource_table, version_table
 
 R, V = resource_table.c, version_table.c
 
@@ -61,6 +62,7 @@ class Repository:
         self.db = db
         self.conn = connection
         self.base_url = base_url
+        self._sql = db.statements
         self._deferred: list[tuple[str, list[tuple[str, str, str]]]] | None = None
 
     # -- reads ---------------------------------------------------------------------------
@@ -259,9 +261,10 @@ class Repository:
             wanted.setdefault(ref_type, set()).add(ref_id)
         existing: set[tuple[str, str]] = set()
         for ref_type, ids in wanted.items():
-            rows = self.conn.execute(select(R.type, R.id).where(
-                R.type == ref_type, R.id.in_(sorted(ids)), R.deleted.is_(False)))
-            existing.update((r.type, r.id) for r in rows)
+            for ref_id in ids:
+                if self._sql.execute(self.conn, sql.EXISTING,
+                                     {"type": ref_type, "id": ref_id, "deleted": False}):
+                    existing.add((ref_type, ref_id))
         missing = [r for r in references if (r[0], r[1]) not in existing]
         if missing:
             details = [(f"The reference {text!r} does not resolve to an existing resource "
@@ -291,13 +294,10 @@ class Repository:
         body = _stamp(resource, resource_id, 1, instant)
         rows = index_rows(resource_type, resource, self.base_url)
         patient = patient_of(resource_type, resource_id, rows)
-        result = self.conn.execute(insert(resource_table).values(
-            type=resource_type, id=resource_id, version_id=1, last_updated=epoch,
-            deleted=False, patient=patient))
-        rid = int(result.inserted_primary_key[0])
-        self.conn.execute(insert(version_table).values(
-            rid=rid, version_id=1, type=resource_type, id=resource_id, last_updated=epoch,
-            method=method, deleted=False, body=body))
+        rid = int(self._sql.execute(self.conn, sql.INSERT_RESOURCE, {
+            "type": resource_type, "id": resource_id, "version_id": 1, "last_updated": epoch,
+            "deleted": False, "patient": patient})[0][0])
+        self._insert_version(rid, resource_type, resource_id, 1, epoch, method, body)
         self._write_index(rid, rows)
         self._append_outbox(rid, resource_type, resource_id, 1, "create", patient, epoch)
         return StoredResource(rid, resource_type, resource_id, 1, epoch, False, body, method)
@@ -311,14 +311,18 @@ class Repository:
         rows = index_rows(resource_type, resource, self.base_url)
         patient = patient_of(resource_type, resource_id, rows)
         self._bump(rid, current, version, epoch, deleted=False, patient=patient)
-        self.conn.execute(insert(version_table).values(
-            rid=rid, version_id=version, type=resource_type, id=resource_id,
-            last_updated=epoch, method=method, deleted=False, body=body))
+        self._insert_version(rid, resource_type, resource_id, version, epoch, method, body)
         self._clear_index(rid)
         self._write_index(rid, rows)
         self._append_outbox(rid, resource_type, resource_id, version, "update", patient, epoch)
         return StoredResource(rid, resource_type, resource_id, version, epoch, False, body,
                               method)
+
+    def _insert_version(self, rid: int, resource_type: str, resource_id: str, version: int,
+                        epoch: float, method: str, body: bytes) -> None:
+        self._sql.execute(self.conn, sql.INSERT_VERSION, {
+            "rid": rid, "version_id": version, "type": resource_type, "id": resource_id,
+            "last_updated": epoch, "method": method, "deleted": False, "body": body})
 
     def _bump(self, rid: int, current: int, version: int, epoch: float, *, deleted: bool,
               patient: str | None) -> None:
@@ -346,7 +350,7 @@ class Repository:
             if table_rows:
                 for row in table_rows:
                     row["rid"] = rid
-                self.conn.execute(insert(INDEX_TABLES[kind]), table_rows)
+                self._sql.execute_many(self.conn, sql.INSERT_INDEX[kind], table_rows)
 
     def _clear_index(self, rid: int) -> None:
         for table in INDEX_TABLES.values():
@@ -354,9 +358,9 @@ class Repository:
 
     def _append_outbox(self, rid: int, resource_type: str, resource_id: str, version: int,
                        action: str, patient: str | None, epoch: float) -> None:
-        self.conn.execute(insert(outbox_table).values(
-            rid=rid, type=resource_type, id=resource_id, version_id=version, action=action,
-            patient=patient, created_at=epoch))
+        values = {"rid": rid, "type": resource_type, "id": resource_id, "version_id": version,
+                  "action": action, "patient": patient, "created_at": epoch}
+        self._sql.execute(self.conn, sql.INSERT_OUTBOX, values)
 
     def _patient_from_outbox(self, rid: int) -> str | None:
         return self.conn.execute(select(R.patient).where(R.rid == rid)).scalar()

@@ -24,8 +24,14 @@ class UnitOfWork:
         self.repository: Repository
 
     def __enter__(self) -> UnitOfWork:
-        self._connection = self.db.engine.connect()
-        self.db.begin_write(self._connection)
+        if self.db.write_lock is not None:
+            self.db.write_lock.acquire()
+        try:
+            self._connection = self.db.engine.connect()
+            self.db.begin_write(self._connection)
+        except BaseException:
+            self._release()
+            raise
         self.repository = Repository(self.db, self._connection, self.base_url)
         return self
 
@@ -43,6 +49,11 @@ class UnitOfWork:
         finally:
             self._connection.close()
             self._connection = None
+            self._release()
+
+    def _release(self) -> None:
+        if self.db.write_lock is not None:
+            self.db.write_lock.release()
 
 
 class ReadSession:
