@@ -235,13 +235,15 @@ class FhirService:
 
     def _searchset(self, repo: Repository, base: str, request: SearchRequest,
                    params: list[tuple[str, str]]) -> bytes:
-        total = None
-        if request.total != "none" or request.summary == "count":
-            total = query.count(repo.conn, request)
         if request.summary == "count" or request.count == 0:
-            return res.bundle_bytes("searchset", [], total=total,
+            return res.bundle_bytes("searchset", [], total=query.count(repo.conn, request),
                                     links=[("self", _link(base, request, params, None))])
         page = query.run_page(repo.conn, request)
+        total = None
+        if request.total != "none":
+            # A first page that holds every match already tells the total.
+            complete = request.cursor is None and page.next_cursor is None
+            total = len(page.rids) if complete else query.count(repo.conn, request)
         entries = self._page_entries(repo, base, request, page.rids)
         links = [("self", _link(base, request, params, None))]
         if page.next_cursor:

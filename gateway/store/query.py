@@ -1,233 +1,263 @@
 """Compile a ``SearchRequest`` to SQL over the search index and run it.
 
-Every criterion becomes ``resource.rid IN (SELECT rid FROM idx_<type> WHERE ...)``; values of
-one parameter are ORed inside the subquery, criteria are ANDed. Pages use keyset cursors on
+Every criterion becomes ``r.rid IN (SELECT rid FROM idx_<type> WHERE ...)``; values of one
+parameter are ORed inside the subquery, criteria are ANDed. Pages use keyset cursors on
 (sort keys..., rid), so each match is returned exactly once while data changes between pages.
 Date comparisons follow search.html#prefix on ranges: a value is an interval [low, high].
+
+The SQL is written as text with positional parameters, built in one left-to-right pass and
+run on the DB-API cursor of the caller's connection (inside its transaction). Search is the
+second most frequent request; building the same statement as SQLAlchemy Core expressions cost
+several times the query itself. Only identifiers from our own schema are ever spliced into
+the text; every value is a bound parameter. The one compiler serves the REST search, the
+conditional interactions and subscription matching alike.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from itertools import count as counter
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    false,
-    func,
-    not_,
-    or_,
-    select,
-    true,
-)
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement as Column
 
 from gateway.errors import InvalidRequest
 from gateway.fhir.dates import INFINITY
 from gateway.search.request import Criterion, Include, SearchRequest
 from gateway.search.values import Value
 from gateway.store.indexer import normalize
-from gateway.store.tables import INDEX_TABLES, resource_table
+from gateway.store.tables import INDEX_TABLES
 
-R = resource_table.c
+# A fragment of SQL text and its positional parameters, in textual order.
+Sql = tuple[str, list[Any]]
+_TRUE: Sql = ("1=1", [])
+_FALSE: Sql = ("1=0", [])
+_ESCAPE = "\\"
+
+
+def _and(parts: list[Sql]) -> Sql:
+    parts = [p for p in parts if p is not _TRUE]
+    if not parts:
+        return _TRUE
+    if len(parts) == 1:
+        return parts[0]
+    return "(" + " AND ".join(p[0] for p in parts) + ")", [v for p in parts for v in p[1]]
+
+
+def _or(parts: list[Sql]) -> Sql:
+    if not parts:
+        return _FALSE
+    if len(parts) == 1:
+        return parts[0]
+    return "(" + " OR ".join(p[0] for p in parts) + ")", [v for p in parts for v in p[1]]
+
+
+def _not(part: Sql) -> Sql:
+    return f"NOT {part[0]}", part[1]
+
+
+def _in_list(column: str, values: list[Any]) -> Sql:
+    if not values:
+        return _FALSE
+    return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
 
 # -- criteria ------------------------------------------------------------------------------
 
-def criteria_condition(request: SearchRequest, rid: Column[Any] = R.rid,
-                       resource_type: str | None = None) -> ColumnElement[bool]:
-    """The WHERE clause (over ``resource``) for all criteria of a request."""
-    target = resource_type or request.resource_type
-    conditions = [criterion_condition(c, target, rid) for c in request.criteria]
-    return and_(true(), *conditions)
+class _Compiler:
+    """Names the table aliases of one statement (``i1``, ``c2``...) so nested subqueries
+    never capture each other's columns."""
+
+    def __init__(self) -> None:
+        self._numbers = counter(1)
+
+    def alias(self, prefix: str) -> str:
+        return f"{prefix}{next(self._numbers)}"
+
+    def criteria(self, request: SearchRequest, alias: str, resource_type: str) -> Sql:
+        return _and([self.criterion(c, resource_type, alias) for c in request.criteria])
+
+    def criterion(self, criterion: Criterion, resource_type: str, alias: str) -> Sql:
+        param = criterion.param
+        if param.code == "_id":
+            ids = _in_list(f"{alias}.id", [v.raw for v in criterion.values])
+            return _not(ids) if criterion.modifier == "not" else ids
+        if param.code == "_lastUpdated":
+            column = f"{alias}.last_updated"
+            return _or([_date_match(v, column, column) for v in criterion.values])
+        table = INDEX_TABLES[param.type].name
+        i = self.alias("i")
+        head = (f"{alias}.rid IN (SELECT {i}.rid FROM {table} {i} "
+                f"WHERE {i}.type = ? AND {i}.param = ?")
+        scope = [resource_type, param.code]
+        if criterion.missing is not None:
+            text = head + ")"
+            return (f"NOT {text}" if criterion.missing else text), scope
+        if criterion.chain:
+            matches = self._chain(criterion, i)
+        elif param.type == "token" and criterion.modifier == "not":
+            matches = _or([_token_match(v, i) for v in criterion.values])
+            return f"NOT {head} AND {matches[0]})", scope + matches[1]
+        else:
+            matches = _or([_value_match(criterion, v, i) for v in criterion.values])
+        return f"{head} AND {matches[0]})", scope + matches[1]
+
+    def _chain(self, criterion: Criterion, i: str) -> Sql:
+        alternatives = []
+        for target_type, inner in zip(criterion.target_types, criterion.chain, strict=True):
+            c = self.alias("c")
+            condition = self.criterion(inner, target_type, c)
+            alternatives.append((
+                f"({i}.target_type = ? AND {i}.target_id IN (SELECT {c}.id FROM resource {c} "
+                f"WHERE {c}.type = ? AND {c}.deleted = ? AND {condition[0]}))",
+                [target_type, target_type, False, *condition[1]]))
+        return _or(alternatives)
 
 
-def criterion_condition(criterion: Criterion, resource_type: str,
-                        rid: Column[Any]) -> ColumnElement[bool]:
-    param = criterion.param
-    if param.code == "_id":
-        return _id_condition(criterion)
-    if param.code == "_lastUpdated":
-        return or_(*[_date_match(v, R.last_updated, R.last_updated) for v in criterion.values])
-    table = INDEX_TABLES[param.type]
-    c = table.c
-    scope = and_(c.type == resource_type, c.param == param.code)
-    if criterion.missing is not None:
-        present = rid.in_(select(c.rid).where(scope))
-        return not_(present) if criterion.missing else present
-    if criterion.chain:
-        return rid.in_(select(c.rid).where(scope, _chain_condition(criterion, c)))
-    if param.type == "token" and criterion.modifier == "not":
-        matches = or_(*[_token_match(v, c) for v in criterion.values])
-        return not_(rid.in_(select(c.rid).where(scope, matches)))
-    matches = or_(*[_value_match(criterion, v, c) for v in criterion.values])
-    return rid.in_(select(c.rid).where(scope, matches))
+def criteria_sql(request: SearchRequest, alias: str = "r",
+                 resource_type: str | None = None) -> Sql:
+    """The WHERE condition (over ``resource`` as ``alias``) for all criteria of a request."""
+    return _Compiler().criteria(request, alias, resource_type or request.resource_type)
 
 
-def _id_condition(criterion: Criterion) -> ColumnElement[bool]:
-    ids = [v.raw for v in criterion.values]
-    if criterion.modifier == "not":
-        return R.id.not_in(ids)
-    return R.id.in_(ids)
-
-
-def _chain_condition(criterion: Criterion, c: Any) -> ColumnElement[bool]:
-    target = resource_table.alias("chained")
-    alternatives = []
-    for target_type, inner in zip(criterion.target_types, criterion.chain, strict=True):
-        found = select(target.c.id).where(
-            target.c.type == target_type, target.c.deleted.is_(False),
-            criterion_condition(inner, target_type, target.c.rid))
-        alternatives.append(and_(c.target_type == target_type, c.target_id.in_(found)))
-    return or_(*alternatives)
-
-
-def _value_match(criterion: Criterion, value: Value, c: Any) -> ColumnElement[bool]:
+def _value_match(criterion: Criterion, value: Value, i: str) -> Sql:
     kind = criterion.param.type
     if kind == "token":
-        return _token_match(value, c)
+        return _token_match(value, i)
     if kind == "string":
-        return _string_match(criterion.modifier, value, c)
+        return _string_match(criterion.modifier, value, i)
     if kind == "reference":
-        return _reference_match(criterion, value, c)
+        return _reference_match(criterion, value, i)
     if kind == "date":
-        return _date_match(value, c.low, c.high)
+        return _date_match(value, f"{i}.low", f"{i}.high")
     if kind in ("number", "quantity"):
-        return _number_match(value, c)
-    return _uri_match(criterion.modifier, value, c)
+        return _number_match(kind, value, i)
+    return _uri_match(criterion.modifier, value, i)
 
 
-def _token_match(value: Value, c: Any) -> ColumnElement[bool]:
-    conditions = []
+def _token_match(value: Value, i: str) -> Sql:
+    conditions: list[Sql] = []
     if value.code is not None:
-        conditions.append(c.code == value.code)
+        conditions.append((f"{i}.code = ?", [value.code]))
     if value.has_system and value.system is None:
-        conditions.append(or_(c.system == "", c.system.is_(None)))
+        conditions.append((f"({i}.system = '' OR {i}.system IS NULL)", []))
     elif value.has_system:
         # Primitive codes are indexed with the system their binding implies (NULL when
         # none is known); a query naming a system matches only that system.
-        conditions.append(c.system == value.system)
+        conditions.append((f"{i}.system = ?", [value.system]))
     if not conditions:
         raise InvalidRequest(f"Empty token value {value.raw!r}.")
-    return and_(*conditions)
+    return _and(conditions)
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _string_match(modifier: str | None, value: Value, c: Any) -> ColumnElement[bool]:
+def _like(column: str, pattern: str) -> Sql:
+    return f"{column} LIKE ? ESCAPE ?", [pattern, _ESCAPE]
+
+
+def _string_match(modifier: str | None, value: Value, i: str) -> Sql:
     if modifier == "exact":
-        return c.exact == value.raw
+        return f"{i}.exact = ?", [value.raw]
     needle = _like_escape(normalize(value.raw))
     if modifier == "contains":
-        return c.value.like(f"%{needle}%", escape="\\")
-    return c.value.like(f"{needle}%", escape="\\")
+        return _like(f"{i}.value", f"%{needle}%")
+    return _like(f"{i}.value", f"{needle}%")
 
 
-def _reference_match(criterion: Criterion, value: Value, c: Any) -> ColumnElement[bool]:
+def _reference_match(criterion: Criterion, value: Value, i: str) -> Sql:
     if value.url is not None:
-        return c.url == value.url
-    conditions = [c.target_id == value.ref_id]
+        return f"{i}.url = ?", [value.url]
     wanted = value.ref_type or (criterion.target_types[0] if criterion.target_types else None)
     if value.ref_type and criterion.target_types and value.ref_type not in criterion.target_types:
-        return false()
+        return _FALSE
+    conditions: list[Sql] = [(f"{i}.target_id = ?", [value.ref_id])]
     if wanted:
-        conditions.append(c.target_type == wanted)
-    return and_(*conditions)
+        conditions.append((f"{i}.target_type = ?", [wanted]))
+    return _and(conditions)
 
 
-def _date_match(value: Value, low: Any, high: Any) -> ColumnElement[bool]:
+def _date_match(value: Value, low: str, high: str) -> Sql:
     """Range comparison of the target [low, high] with the search value (search.html#prefix)."""
     assert value.low is not None and value.high is not None
     vlow, vhigh = value.low, value.high
     prefix = value.prefix
-    if prefix == "eq":
-        return and_(low >= vlow, high <= vhigh)
-    if prefix == "ne":
-        return not_(and_(low >= vlow, high <= vhigh))
-    if prefix == "gt":
-        return high > vhigh
-    if prefix == "lt":
-        return low < vlow
-    if prefix == "ge":
-        return high >= vlow
-    if prefix == "le":
-        return low <= vhigh
-    if prefix == "sa":
-        return low > vhigh
-    if prefix == "eb":
-        return high < vlow
+    if prefix in ("eq", "ne"):
+        inside: Sql = (f"({low} >= ? AND {high} <= ?)", [vlow, vhigh])
+        return inside if prefix == "eq" else _not(inside)
+    single = {"gt": (high, ">", vhigh), "lt": (low, "<", vlow), "ge": (high, ">=", vlow),
+              "le": (low, "<=", vhigh), "sa": (low, ">", vhigh), "eb": (high, "<", vlow)}
+    if prefix in single:
+        column, operator, bound = single[prefix]
+        return f"{column} {operator} ?", [bound]
     margin = max((vhigh - vlow) * 0.1, 86400.0)  # ap: within 10% (at least a day)
-    return and_(high >= vlow - margin, low <= vhigh + margin, low > -INFINITY)
+    return (f"({high} >= ? AND {low} <= ? AND {low} > ?)",
+            [vlow - margin, vhigh + margin, -INFINITY])
 
 
-def _number_match(value: Value, c: Any) -> ColumnElement[bool]:
+def _number_match(kind: str, value: Value, i: str) -> Sql:
     assert value.low is not None and value.high is not None
-    column = c.value
-    prefix = value.prefix
+    column = f"{i}.value"
     exact = (value.low + value.high) / 2
-    comparisons = {
-        "eq": and_(column >= value.low, column < value.high),
-        "ne": or_(column < value.low, column >= value.high),
-        "gt": column > exact, "lt": column < exact,
-        "ge": column >= exact, "le": column <= exact,
-        "sa": column > exact, "eb": column < exact,
-        "ap": and_(column >= exact * 0.9, column <= exact * 1.1),
+    comparisons: dict[str, Sql] = {
+        "eq": (f"({column} >= ? AND {column} < ?)", [value.low, value.high]),
+        "ne": (f"({column} < ? OR {column} >= ?)", [value.low, value.high]),
+        "gt": (f"{column} > ?", [exact]), "lt": (f"{column} < ?", [exact]),
+        "ge": (f"{column} >= ?", [exact]), "le": (f"{column} <= ?", [exact]),
+        "sa": (f"{column} > ?", [exact]), "eb": (f"{column} < ?", [exact]),
+        "ap": (f"({column} >= ? AND {column} <= ?)", [exact * 0.9, exact * 1.1]),
     }
-    condition = comparisons[prefix]
-    if "system" in c and value.system is not None:
-        condition = and_(condition, c.system == value.system)
-    if "code" in c and value.code is not None:
-        condition = and_(condition, c.code == value.code)
-    return condition
+    conditions = [comparisons[value.prefix]]
+    if kind == "quantity" and value.system is not None:
+        conditions.append((f"{i}.system = ?", [value.system]))
+    if kind == "quantity" and value.code is not None:
+        conditions.append((f"{i}.code = ?", [value.code]))
+    return _and(conditions)
 
 
-def _uri_match(modifier: str | None, value: Value, c: Any) -> ColumnElement[bool]:
+def _uri_match(modifier: str | None, value: Value, i: str) -> Sql:
     if modifier == "below":
-        return c.value.like(f"{_like_escape(value.raw)}%", escape="\\")
+        return _like(f"{i}.value", f"{_like_escape(value.raw)}%")
     if modifier == "above":
-        return func.substr(value.raw, 1, func.length(c.value)) == c.value
-    return c.value == value.raw
+        return f"substr(?, 1, length({i}.value)) = {i}.value", [value.raw]
+    return f"{i}.value = ?", [value.raw]
 
 
 # -- sorting and paging --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Key:
-    expression: Any
+    expression: Sql
     descending: bool
 
 
 def _sort_keys(request: SearchRequest) -> list[_Key]:
     keys = []
-    for key in request.sort:
+    for number, key in enumerate(request.sort):
         param = key.param
         if param.code == "_id":
-            expression: Any = R.id
+            expression: Sql = ("r.id", [])
         elif param.code == "_lastUpdated":
-            expression = R.last_updated
+            expression = ("r.last_updated", [])
         else:
             expression = _sort_expression(request.resource_type, param.code, param.type,
-                                          key.descending)
+                                          key.descending, f"s{number}")
         keys.append(_Key(expression, key.descending))
     return keys
 
 
-def _sort_expression(resource_type: str, code: str, kind: str, descending: bool) -> Any:
-    table = INDEX_TABLES[kind]
-    c = table.c
-    column = {"token": c.get("code"), "string": c.get("value"), "date": None,
-              "reference": c.get("target_id"), "uri": c.get("value")}.get(kind, c.get("value"))
+def _sort_expression(resource_type: str, code: str, kind: str, descending: bool,
+                     s: str) -> Sql:
+    column = {"token": "code", "reference": "target_id"}.get(kind, "value")
     if kind == "date":
-        column = c.high if descending else c.low
-    aggregate = func.max(column) if descending else func.min(column)
-    return (select(aggregate).where(c.rid == R.rid, c.type == resource_type, c.param == code)
-            .scalar_subquery())
+        column = "high" if descending else "low"
+    aggregate = "MAX" if descending else "MIN"
+    return (f"(SELECT {aggregate}({s}.{column}) FROM {INDEX_TABLES[kind].name} {s} "
+            f"WHERE {s}.rid = r.rid AND {s}.type = ? AND {s}.param = ?)", [resource_type, code])
 
 
 def encode_cursor(keys: list[Any], rid: int, direction: str) -> str:
@@ -245,34 +275,37 @@ def decode_cursor(token: str) -> tuple[list[Any], int, str]:
                              expression=["_cursor"]) from None
 
 
-def _beyond(keys: list[_Key], values: list[Any], rid: int, reverse: bool) -> ColumnElement[bool]:
+def _beyond(keys: list[_Key], values: list[Any], rid: int, reverse: bool) -> Sql:
     """Rows strictly after (or, reversed, before) the cursor position in sort order.
     NULL sort values come last in forward order."""
-    condition: ColumnElement[bool] = R.rid < rid if reverse else R.rid > rid
+    condition: Sql = ("r.rid < ?" if reverse else "r.rid > ?", [rid])
     for key, value in reversed(list(zip(keys, values, strict=True))):
         descending = key.descending != reverse
         nulls_last = not reverse
-        expression = key.expression
+        text, params = key.expression
+        is_null: Sql = (f"{text} IS NULL", params)
         if value is None:
-            after = expression.is_not(None) if not nulls_last else false()
-            equal = expression.is_(None)
+            after = (f"{text} IS NOT NULL", params) if not nulls_last else _FALSE
+            equal = is_null
         else:
-            compare = expression < value if descending else expression > value
-            after = or_(compare, expression.is_(None)) if nulls_last else compare
-            equal = expression == value
-        condition = or_(after, and_(equal, condition))
+            compare: Sql = (f"{text} {'<' if descending else '>'} ?", [*params, value])
+            after = _or([compare, is_null]) if nulls_last else compare
+            equal = (f"{text} = ?", [*params, value])
+        condition = _or([after, _and([equal, condition])])
     return condition
 
 
-def _order_by(keys: list[_Key], reverse: bool) -> list[Any]:
-    order: list[Any] = []
+def _order_by(keys: list[_Key], reverse: bool) -> Sql:
+    order: list[str] = []
+    params: list[Any] = []
     for key in keys:
         descending = key.descending != reverse
-        is_null = key.expression.is_(None)
-        order.append(is_null.desc() if reverse else is_null.asc())
-        order.append(key.expression.desc() if descending else key.expression.asc())
-    order.append(R.rid.desc() if reverse else R.rid.asc())
-    return order
+        text, key_params = key.expression
+        order.append(f"({text} IS NULL) {'DESC' if reverse else 'ASC'}")
+        order.append(f"{text} {'DESC' if descending else 'ASC'}")
+        params += key_params + key_params
+    order.append("r.rid DESC" if reverse else "r.rid ASC")
+    return ", ".join(order), params
 
 
 @dataclass
@@ -284,10 +317,13 @@ class Page:
     previous_cursor: str | None
 
 
+def _base(request: SearchRequest) -> Sql:
+    return _and([("r.type = ? AND r.deleted = ?", [request.resource_type, False]),
+                 criteria_sql(request)])
+
+
 def run_page(conn: Connection, request: SearchRequest) -> Page:
     keys = _sort_keys(request)
-    base = and_(R.type == request.resource_type, R.deleted.is_(False),
-                criteria_condition(request))
     values: list[Any] = []
     rid, direction = 0, "n"
     if request.cursor:
@@ -296,11 +332,15 @@ def run_page(conn: Connection, request: SearchRequest) -> Page:
             raise InvalidRequest("The paging cursor does not belong to this search.",
                                  expression=["_cursor"])
     reverse = direction == "p"
-    statement = select(R.rid, *[k.expression for k in keys]).where(base)
+    where = [_base(request)]
     if request.cursor:
-        statement = statement.where(_beyond(keys, values, rid, reverse))
-    statement = statement.order_by(*_order_by(keys, reverse)).limit(request.count + 1)
-    rows = list(conn.execute(statement))
+        where.append(_beyond(keys, values, rid, reverse))
+    condition = _and(where)
+    order = _order_by(keys, reverse)
+    columns = "".join(f", {k.expression[0]}" for k in keys)
+    params = [v for k in keys for v in k.expression[1]] + condition[1] + order[1]
+    rows = execute(conn, f"SELECT r.rid{columns} FROM resource r WHERE {condition[0]} "
+                         f"ORDER BY {order[0]} LIMIT ?", [*params, request.count + 1])
     more = len(rows) > request.count
     rows = rows[:request.count]
     if reverse:
@@ -317,16 +357,17 @@ def run_page(conn: Connection, request: SearchRequest) -> Page:
 
 
 def count(conn: Connection, request: SearchRequest) -> int:
-    statement = select(func.count()).select_from(resource_table).where(
-        R.type == request.resource_type, R.deleted.is_(False), criteria_condition(request))
-    return int(conn.execute(statement).scalar_one())
+    condition = _base(request)
+    rows = execute(conn, f"SELECT COUNT(*) FROM resource r WHERE {condition[0]}", condition[1])
+    return int(rows[0][0])
 
 
 def matches(conn: Connection, request: SearchRequest, rid: int) -> bool:
     """Whether one stored resource matches the request (subscription criteria)."""
-    statement = select(R.rid).where(R.rid == rid, R.type == request.resource_type,
-                                    R.deleted.is_(False), criteria_condition(request))
-    return conn.execute(statement).first() is not None
+    condition = _base(request)
+    rows = execute(conn, f"SELECT r.rid FROM resource r WHERE r.rid = ? AND {condition[0]}",
+                   [rid, *condition[1]])
+    return bool(rows)
 
 
 # -- includes ------------------------------------------------------------------------------
@@ -336,19 +377,14 @@ def included_rids(conn: Connection, includes: list[Include], rids: list[int],
     """Row ids of resources named by ``_include`` from the given resources."""
     if not rids or not includes:
         return []
-    ref = INDEX_TABLES["reference"].c
-    target = resource_table.alias("target")
-    alternatives = [_include_condition(ref, include, target_side=False)
-                    for include in includes]
-    statement = (
-        select(target.c.rid).distinct()
-        .join_from(INDEX_TABLES["reference"], target,
-                   and_(target.c.type == ref.target_type, target.c.id == ref.target_id))
-        .where(ref.rid.in_(rids), or_(*alternatives), target.c.deleted.is_(False),
-               target.c.rid.not_in(rids))
-        .limit(limit)
-    )
-    return [r[0] for r in conn.execute(statement)]
+    alternatives = _or([_include_condition(include) for include in includes])
+    sources, excluded = _in_list("x.rid", rids), _in_list("t.rid", rids)
+    sql = ("SELECT DISTINCT t.rid FROM idx_reference x JOIN resource t "
+           "ON t.type = x.target_type AND t.id = x.target_id "
+           f"WHERE {sources[0]} AND {alternatives[0]} AND t.deleted = ? "
+           f"AND NOT {excluded[0]} LIMIT ?")
+    params = [*sources[1], *alternatives[1], False, *excluded[1], limit]
+    return [r[0] for r in execute(conn, sql, params)]
 
 
 def revincluded_rids(conn: Connection, revincludes: list[Include], rids: list[int],
@@ -356,26 +392,37 @@ def revincluded_rids(conn: Connection, revincludes: list[Include], rids: list[in
     """Row ids of resources that refer to the given resources (``_revinclude``)."""
     if not rids or not revincludes:
         return []
-    ref = INDEX_TABLES["reference"].c
-    referred = resource_table.alias("referred")
-    alternatives = [_include_condition(ref, include, target_side=True)
-                    for include in revincludes]
-    statement = (
-        select(ref.rid).distinct()
-        .join_from(INDEX_TABLES["reference"], referred,
-                   and_(referred.c.type == ref.target_type, referred.c.id == ref.target_id))
-        .where(referred.c.rid.in_(rids), or_(*alternatives), ref.rid.not_in(rids))
-        .limit(limit)
-    )
-    return [r[0] for r in conn.execute(statement)]
+    alternatives = _or([_include_condition(include) for include in revincludes])
+    referred, excluded = _in_list("t.rid", rids), _in_list("x.rid", rids)
+    sql = ("SELECT DISTINCT x.rid FROM idx_reference x JOIN resource t "
+           "ON t.type = x.target_type AND t.id = x.target_id "
+           f"WHERE {referred[0]} AND {alternatives[0]} AND NOT {excluded[0]} LIMIT ?")
+    params = [*referred[1], *alternatives[1], *excluded[1], limit]
+    return [r[0] for r in execute(conn, sql, params)]
 
 
-def _include_condition(ref: Any, include: Include, *, target_side: bool) -> ColumnElement[bool]:
-    condition: ColumnElement[bool] = true()
+def _include_condition(include: Include) -> Sql:
+    conditions: list[Sql] = []
     if include.source != "*":
-        condition = and_(condition, ref.type == include.source)
+        conditions.append(("x.type = ?", [include.source]))
     if include.param is not None:
-        condition = and_(condition, ref.param == include.param)
+        conditions.append(("x.param = ?", [include.param]))
     if include.target is not None:
-        condition = and_(condition, ref.target_type == include.target)
-    return condition
+        conditions.append(("x.target_type = ?", [include.target]))
+    return _and(conditions)
+
+
+# -- execution -----------------------------------------------------------------------------
+
+def execute(conn: Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run SQL written with ``?`` placeholders on the connection's DB-API cursor."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()

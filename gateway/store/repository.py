@@ -21,6 +21,7 @@ from gateway.fhir.dates import now_instant
 from gateway.fhir.references import iter_reference_holders, parse_reference
 from gateway.fhir.types import is_resource_type
 from gateway.fhir.validate import validate_resource
+from gateway.store import query
 from gateway.store import statements as sql
 from gateway.store.db import Database
 from gateway.store.indexer import index_rows, patient_of
@@ -109,14 +110,14 @@ class Repository:
         """Current versions of many resources by row id (search results, includes)."""
         if not rids:
             return {}
-        rows = self.conn.execute(
-            select(R.rid, R.type, R.id, R.version_id, R.last_updated, R.deleted, V.body)
-            .join_from(resource_table, version_table,
-                       and_(V.rid == R.rid, V.version_id == R.version_id))
-            .where(R.rid.in_(rids))
-        )
-        return {r.rid: StoredResource(r.rid, r.type, r.id, r.version_id, r.last_updated,
-                                      r.deleted, r.body) for r in rows}
+        rows = query.execute(
+            self.conn,
+            "SELECT r.rid, r.type, r.id, r.version_id, r.last_updated, r.deleted, v.body "
+            "FROM resource r JOIN resource_version v "
+            "ON v.rid = r.rid AND v.version_id = r.version_id "
+            f"WHERE r.rid IN ({', '.join('?' * len(rids))})", rids)
+        return {r[0]: StoredResource(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]))
+                for r in rows}
 
     def history(self, resource_type: str | None, resource_id: str | None, *,
                 since: float | None, before_key: tuple[float, int, int] | None,
