@@ -238,13 +238,13 @@ class FhirService:
         if request.summary == "count" or request.count == 0:
             return res.bundle_bytes("searchset", [], total=query.count(repo.conn, request),
                                     links=[("self", _link(base, request, params, None))])
-        page = query.run_page(repo.conn, request)
+        page, matched = repo.search_page(request)
         total = None
         if request.total != "none":
             # A first page that holds every match already tells the total.
             complete = request.cursor is None and page.next_cursor is None
             total = len(page.rids) if complete else query.count(repo.conn, request)
-        entries = self._page_entries(repo, base, request, page.rids)
+        entries = self._page_entries(repo, base, request, page.rids, matched)
         links = [("self", _link(base, request, params, None))]
         if page.next_cursor:
             links.append(("next", _link(base, request, params, page.next_cursor)))
@@ -258,9 +258,11 @@ class FhirService:
         return res.bundle_bytes("searchset", entries, total=total, links=links)
 
     def _page_entries(self, repo: Repository, base: str, request: SearchRequest,
-                      rids: list[int]) -> list[bytes]:
+                      rids: list[int], matched: dict[int, StoredResource]) -> list[bytes]:
         extra = self._included(repo, request, rids)
-        loaded = repo.load_many(rids + extra)
+        loaded = dict(matched)
+        if extra:
+            loaded.update(repo.load_many(extra))
         entries = [self._entry(base, request, loaded[r], "match") for r in rids if r in loaded]
         entries += [self._entry(base, request, loaded[r], "include") for r in extra
                     if r in loaded]

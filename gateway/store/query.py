@@ -16,7 +16,7 @@ conditional interactions and subscription matching alike.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count as counter
 from typing import Any
 
@@ -315,6 +315,7 @@ class Page:
     rids: list[int]
     next_cursor: str | None
     previous_cursor: str | None
+    rows: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def _base(request: SearchRequest) -> Sql:
@@ -322,7 +323,9 @@ def _base(request: SearchRequest) -> Sql:
                  criteria_sql(request)])
 
 
-def run_page(conn: Connection, request: SearchRequest) -> Page:
+def run_page(conn: Connection, request: SearchRequest, *, bodies: bool = False) -> Page:
+    """One page of matches; with ``bodies``, each row also carries the current version's
+    (type, id, version_id, last_updated, body) in ``Page.rows``, saving a second query."""
     keys = _sort_keys(request)
     values: list[Any] = []
     rid, direction = 0, "n"
@@ -339,8 +342,15 @@ def run_page(conn: Connection, request: SearchRequest) -> Page:
     order = _order_by(keys, reverse)
     columns = "".join(f", {k.expression[0]}" for k in keys)
     params = [v for k in keys for v in k.expression[1]] + condition[1] + order[1]
-    rows = execute(conn, f"SELECT r.rid{columns} FROM resource r WHERE {condition[0]} "
+    source = "resource r"
+    if bodies:
+        columns += ", r.type, r.id, r.version_id, r.last_updated, v.body"
+        source += " JOIN resource_version v ON v.rid = r.rid AND v.version_id = r.version_id"
+    rows = execute(conn, f"SELECT r.rid{columns} FROM {source} WHERE {condition[0]} "
                          f"ORDER BY {order[0]} LIMIT ?", [*params, request.count + 1])
+    width = 1 + len(keys)
+    stored = {row[0]: row[width:] for row in rows} if bodies else {}
+    rows = [row[:width] for row in rows]
     more = len(rows) > request.count
     rows = rows[:request.count]
     if reverse:
@@ -353,6 +363,7 @@ def run_page(conn: Connection, request: SearchRequest) -> Page:
         if has_next and rows else None,
         previous_cursor=encode_cursor(list(rows[0][1:]), rows[0][0], "p")
         if has_previous and rows else None,
+        rows=stored,
     )
 
 

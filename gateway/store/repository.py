@@ -21,6 +21,7 @@ from gateway.fhir.dates import now_instant
 from gateway.fhir.references import iter_reference_holders, parse_reference
 from gateway.fhir.types import is_resource_type
 from gateway.fhir.validate import validate_resource
+from gateway.search.request import SearchRequest
 from gateway.store import query
 from gateway.store import statements as sql
 from gateway.store.db import Database
@@ -118,6 +119,13 @@ class Repository:
             f"WHERE r.rid IN ({', '.join('?' * len(rids))})", rids)
         return {r[0]: StoredResource(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]))
                 for r in rows}
+
+    def search_page(self, request: SearchRequest) -> tuple[query.Page,
+                                                            dict[int, StoredResource]]:
+        """One page of a search with the matches' current versions, in one query."""
+        page = query.run_page(self.conn, request, bodies=True)
+        return page, {rid: StoredResource(rid, t, i, v, u, False, bytes(b))
+                      for rid, (t, i, v, u, b) in page.rows.items() if rid in page.rids}
 
     def history(self, resource_type: str | None, resource_id: str | None, *,
                 since: float | None, before_key: tuple[float, int, int] | None,
