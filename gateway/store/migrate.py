@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from gateway.store.db import Database
+from gateway.store.db import Database, fix_sqlite_statistics
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -26,6 +26,8 @@ def upgrade(database: Database, revision: str = "head") -> None:
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        if database.is_sqlite:
+            fix_sqlite_statistics(connection)
 
 
 def current(database: Database) -> str | None:
