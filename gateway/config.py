@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import Field, field_validator
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_include_results: int = Field(default=1000, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
+    prepare_processes: int = Field(
+        default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0, ge=0,
+        description="Worker processes that validate and index request bodies beside the "
+        "server process (0: in the server process).")
     log_level: str = "info"
 
     @field_validator("database_url")

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
 from gateway.api import errors
 from gateway.api.fhir import router as fhir_router
 from gateway.api.media import ContentNegotiation
+from gateway.api.preparation import Preparer
 from gateway.config import Settings, get_settings
 from gateway.fhir.searchparams import registry
 from gateway.rest.interactions import FhirService, Limits
@@ -26,9 +28,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
 
+    preparer = Preparer(settings.prepare_processes)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(preparer.start)
         yield
+        preparer.stop()
+        app.state.fhir.writer.stop()
         database.dispose()
 
     app = FastAPI(
@@ -42,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry()
     app.state.settings = settings
     app.state.database = database
+    app.state.preparer = preparer
     app.state.fhir = FhirService(database, Limits(settings.default_page_size,
                                                   settings.max_page_size,
                                                   settings.max_include_results))

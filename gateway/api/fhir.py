@@ -6,6 +6,7 @@ status, ETag, Last-Modified, Location, and the body chosen by ``Prefer: return=`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -23,7 +24,7 @@ from gateway.fhir import outcome as oo
 from gateway.fhir.validate import parse_json, parse_resource
 from gateway.rest import bundles
 from gateway.rest.capability import capability_statement
-from gateway.rest.interactions import FhirService, Result
+from gateway.rest.interactions import FhirService, Result, require_type
 from gateway.rest.results import http_date, version_location
 
 
@@ -155,9 +156,13 @@ async def search(request: Request, resource_type: str) -> Response:
 @router.post("/{resource_type:fhir_type}",
              summary="Create (If-None-Exist for conditional create)")
 async def create(request: Request, resource_type: str) -> Response:
-    resource = parse_resource(await _body(request))
-    result = await _call(_service(request).create, base_url(request), resource_type, resource,
-                         if_none_exist=request.headers.get("if-none-exist"))
+    require_type(resource_type)
+    base = base_url(request)
+    prepared = await request.app.state.preparer.prepare(await _body(request), resource_type,
+                                                         base)
+    result = await asyncio.wrap_future(_service(request).submit_create(
+        base, resource_type, prepared.resource,
+        if_none_exist=request.headers.get("if-none-exist"), prepared=prepared))
     return respond(request, result, write=True)
 
 

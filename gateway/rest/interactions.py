@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -30,8 +31,10 @@ from gateway.rest import results as res
 from gateway.search.request import SearchRequest, parse_search
 from gateway.store import query
 from gateway.store.db import Database
+from gateway.store.prepare import Prepared
 from gateway.store.repository import Repository, StoredResource, WriteResult
-from gateway.store.uow import ReadSession, UnitOfWork
+from gateway.store.uow import ReadSession
+from gateway.store.writer import Writer
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class FhirService:
     def __init__(self, db: Database, limits: Limits | None = None) -> None:
         self.db = db
         self.limits = limits or Limits()
+        self.writer = Writer(db)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -92,32 +96,36 @@ class FhirService:
 
     def create(self, base: str, resource_type: str, resource: dict[str, Any], *,
                if_none_exist: str | None = None) -> Result:
+        return self.submit_create(base, resource_type, resource,
+                                  if_none_exist=if_none_exist).result()
+
+    def submit_create(self, base: str, resource_type: str, resource: dict[str, Any], *,
+                      if_none_exist: str | None = None,
+                      prepared: Prepared | None = None) -> Future[Result]:
+        """Queue a create with the writer; the future resolves after its commit."""
         require_type(resource_type)
         check_resource_type(resource, resource_type)
-        with UnitOfWork(self.db, base) as uow:
-            result = self.create_in(uow.repository, base, resource, if_none_exist)
-            uow.commit()
-        return self._write_result(result)
+        return self.writer.submit(lambda repo: self._write_result(
+            self.create_in(repo, base, resource, if_none_exist, prepared)), base)
 
     def create_in(self, repo: Repository, base: str, resource: dict[str, Any],
-                  if_none_exist: str | None) -> WriteResult:
+                  if_none_exist: str | None, prepared: Prepared | None = None) -> WriteResult:
         """Create inside the caller's unit of work, honouring If-None-Exist."""
         if if_none_exist:
             existing = self.conditional_match(repo, base, resource["resourceType"],
                                                _query_pairs(if_none_exist), "create")
             if existing is not None:
                 return WriteResult(repo.read(resource["resourceType"], existing), changed=False)
-        return repo.create(resource)
+        return repo.create(resource, prepared=prepared)
 
     def update(self, base: str, resource_type: str, resource_id: str,
                resource: dict[str, Any], *, if_match: str | None = None) -> Result:
         require_type(resource_type)
         check_resource_type(resource, resource_type)
         version = parse_version(if_match, "If-Match")
-        with UnitOfWork(self.db, base) as uow:
-            result = uow.repository.update(resource_type, resource_id, resource,
-                                           if_match=version)
-            uow.commit()
+        result = self.writer.execute(
+            lambda repo: repo.update(resource_type, resource_id, resource, if_match=version),
+            base)
         return self._write_result(result)
 
     def conditional_update(self, base: str, resource_type: str, params: list[tuple[str, str]],
@@ -125,10 +133,9 @@ class FhirService:
         require_type(resource_type)
         check_resource_type(resource, resource_type)
         version = parse_version(if_match, "If-Match")
-        with UnitOfWork(self.db, base) as uow:
-            result = self.conditional_update_in(uow.repository, base, resource_type, params,
-                                                resource, version)
-            uow.commit()
+        result = self.writer.execute(
+            lambda repo: self.conditional_update_in(repo, base, resource_type, params,
+                                                    resource, version), base)
         return self._write_result(result)
 
     def conditional_update_in(self, repo: Repository, base: str, resource_type: str,
@@ -157,10 +164,11 @@ class FhirService:
 
     def delete(self, base: str, resource_type: str, resource_id: str) -> Result:
         require_type(resource_type)
-        with UnitOfWork(self.db, base) as uow:
-            existed = uow.repository.current_row(resource_type, resource_id)
-            deleted = uow.repository.delete(resource_type, resource_id)
-            uow.commit()
+        def delete(repo: Repository) -> tuple[Any, StoredResource | None]:
+            return (repo.current_row(resource_type, resource_id),
+                    repo.delete(resource_type, resource_id))
+
+        existed, deleted = self.writer.execute(delete, base)
         if existed is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known.")
         message = (f"Deleted {resource_type}/{resource_id}." if deleted
@@ -173,12 +181,13 @@ class FhirService:
     def conditional_delete(self, base: str, resource_type: str,
                            params: list[tuple[str, str]]) -> Result:
         require_type(resource_type)
-        with UnitOfWork(self.db, base) as uow:
-            match = self.conditional_match(uow.repository, base, resource_type, params,
-                                            "delete")
+        def delete(repo: Repository) -> str | None:
+            match = self.conditional_match(repo, base, resource_type, params, "delete")
             if match is not None:
-                uow.repository.delete(resource_type, match)
-            uow.commit()
+                repo.delete(resource_type, match)
+            return match
+
+        match = self.writer.execute(delete, base)
         message = (f"Deleted {resource_type}/{match}." if match
                    else "No resource matched; nothing was deleted.")
         return res.Result(200, outcome=oo.information(message))

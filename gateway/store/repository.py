@@ -18,14 +18,13 @@ from sqlalchemy.engine import Connection
 
 from gateway.errors import Conflict, Gone, InvalidResource, NotFound, PreconditionFailed
 from gateway.fhir.dates import now_instant
-from gateway.fhir.references import iter_reference_holders, parse_reference
 from gateway.fhir.types import is_resource_type
-from gateway.fhir.validate import validate_resource
 from gateway.search.request import SearchRequest
 from gateway.store import query
 from gateway.store import statements as sql
 from gateway.store.db import Database
-from gateway.store.indexer import index_rows, patient_of
+from gateway.store.indexer import patient_of
+from gateway.store.prepare import Prepared, prepare
 from gateway.store.tables import INDEX_TABLES, resource_table, version_table
 
 R, V = resource_table.c, version_table.c
@@ -164,19 +163,20 @@ class Repository:
 
     # -- writes --------------------------------------------------------------------------
 
-    def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> WriteResult:
+    def create(self, resource: dict[str, Any], *, resource_id: str | None = None,
+               prepared: Prepared | None = None) -> WriteResult:
         """Store a new resource; ``resource_id`` is only for ids assigned by the caller
-        (transaction placeholders); any id in the body is ignored (R4 http.html#create)."""
-        validate_resource(resource)
-        resource_type = resource["resourceType"]
+        (transaction placeholders); any id in the body is ignored (R4 http.html#create).
+        ``prepared`` is ``prepare(resource)`` done earlier, outside the transaction."""
+        ready = self._ready(resource, prepared)
         new_id = resource_id or str(uuid.uuid4())
-        stored = self._insert_new(resource_type, new_id, resource, "POST")
+        stored = self._insert_new(resource["resourceType"], new_id, ready, "POST")
         return WriteResult(stored, created=True)
 
     def update(self, resource_type: str, resource_id: str, resource: dict[str, Any], *,
-               if_match: int | None = None) -> WriteResult:
+               if_match: int | None = None, prepared: Prepared | None = None) -> WriteResult:
         """Replace the current version, or create with the client's id (update-as-create)."""
-        validate_resource(resource)
+        ready = self._ready(resource, prepared)
         if resource.get("id") != resource_id:
             raise InvalidResource(
                 f"The resource id {resource.get('id')!r} must match the id in the URL "
@@ -187,7 +187,7 @@ class Repository:
                 raise PreconditionFailed(
                     f"If-Match names version {if_match} of {resource_type}/{resource_id}, "
                     "which does not exist.")
-            return WriteResult(self._insert_new(resource_type, resource_id, resource, "PUT"),
+            return WriteResult(self._insert_new(resource_type, resource_id, ready, "PUT"),
                                created=True)
         if if_match is not None and if_match != current.version_id:
             raise PreconditionFailed(
@@ -198,7 +198,7 @@ class Repository:
             if unchanged is not None:
                 return WriteResult(unchanged, changed=False)
         stored = self._write_version(current.rid, resource_type, resource_id,
-                                     current.version_id, resource, "PUT")
+                                     current.version_id, ready, "PUT")
         return WriteResult(stored, created=current.deleted)
 
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
@@ -231,31 +231,17 @@ class Repository:
         for resource_type, references in pending:
             self._check_references(resource_type, references)
 
-    def _references(self, resource: dict[str, Any]) -> list[tuple[str, str, str]]:
-        """(type, id, path-hint) for every local literal reference in the resource."""
-        found = []
-        for holder in iter_reference_holders(resource):
-            reference = holder["reference"]
-            if reference.startswith("#"):
-                continue
-            if reference.startswith("urn:"):
-                raise InvalidResource(
-                    f"The reference {reference!r} cannot be resolved: urn: references are "
-                    "only allowed inside a transaction Bundle.")
-            parsed = parse_reference(reference)
-            if parsed is None:
-                if "/" in reference and not reference.startswith(("http:", "https:")):
-                    raise InvalidResource(f"The reference {reference!r} is not a valid "
-                                          "Type/id reference.")
-                continue
-            if parsed.base is not None and parsed.base.rstrip("/") != self.base_url.rstrip("/"):
-                continue
-            found.append((parsed.type, parsed.id, reference))
-        return found
+    def _ready(self, resource: dict[str, Any], prepared: Prepared | None) -> Prepared:
+        """The prepared form of ``resource``: given (computed outside the transaction for
+        this very dict and base) or computed now."""
+        if prepared is not None and prepared.resource is resource \
+                and prepared.base_url == self.base_url:
+            return prepared
+        return prepare(resource, self.base_url)
 
-    def _queue_reference_checks(self, resource_type: str, resource: dict[str, Any],
+    def _queue_reference_checks(self, resource_type: str, ready: Prepared,
                                 own: tuple[str, str]) -> None:
-        references = [r for r in self._references(resource) if (r[0], r[1]) != own]
+        references = [r for r in ready.references if (r[0], r[1]) != own]
         if not references:
             return
         if self._deferred is not None:
@@ -296,12 +282,12 @@ class Repository:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _insert_new(self, resource_type: str, resource_id: str, resource: dict[str, Any],
+    def _insert_new(self, resource_type: str, resource_id: str, ready: Prepared,
                     method: str) -> StoredResource:
-        self._queue_reference_checks(resource_type, resource, (resource_type, resource_id))
+        self._queue_reference_checks(resource_type, ready, (resource_type, resource_id))
         epoch, instant = now_instant()
-        body = _stamp(resource, resource_id, 1, instant)
-        rows = index_rows(resource_type, resource, self.base_url)
+        body = _stamp(ready.resource, resource_id, 1, instant)
+        rows = ready.rows
         patient = patient_of(resource_type, resource_id, rows)
         rid = int(self._sql.execute(self.conn, sql.INSERT_RESOURCE, {
             "type": resource_type, "id": resource_id, "version_id": 1, "last_updated": epoch,
@@ -312,12 +298,12 @@ class Repository:
         return StoredResource(rid, resource_type, resource_id, 1, epoch, False, body, method)
 
     def _write_version(self, rid: int, resource_type: str, resource_id: str, current: int,
-                       resource: dict[str, Any], method: str) -> StoredResource:
-        self._queue_reference_checks(resource_type, resource, (resource_type, resource_id))
+                       ready: Prepared, method: str) -> StoredResource:
+        self._queue_reference_checks(resource_type, ready, (resource_type, resource_id))
         version = current + 1
         epoch, instant = now_instant()
-        body = _stamp(resource, resource_id, version, instant)
-        rows = index_rows(resource_type, resource, self.base_url)
+        body = _stamp(ready.resource, resource_id, version, instant)
+        rows = ready.rows
         patient = patient_of(resource_type, resource_id, rows)
         self._bump(rid, current, version, epoch, deleted=False, patient=patient)
         self._insert_version(rid, resource_type, resource_id, version, epoch, method, body)
