@@ -97,6 +97,7 @@ class Writer:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[_Pending]) -> None:
+        log.debug("committing %d writes together", len(batch))
         try:
             finished = self._commit_together(batch)
         except Exception as error:  # the shared transaction failed as a whole
