@@ -31,7 +31,11 @@ class Database:
         self.statements = Statements(self.engine.dialect.name)
         # One writer at a time per process on SQLite: threads queue on this lock instead of
         # polling SQLite's busy handler, whose growing sleeps gave seconds-long tail latency.
-        self.write_lock = threading.Lock() if self.is_sqlite else None
+        # begin_write() takes it; the transaction's commit or rollback releases it.
+        self.write_lock = threading.RLock() if self.is_sqlite else None
+        if self.write_lock is not None:
+            event.listen(self.engine, "commit", self._release_write_lock)
+            event.listen(self.engine, "rollback", self._release_write_lock)
         self.reader = Reader(self.engine, _sqlite_on_connect if self.is_sqlite else None)
 
     def _sqlite_engine(self) -> Engine:
@@ -53,10 +57,25 @@ class Database:
                              pool_pre_ping=True)
 
     def begin_write(self, connection: Connection) -> None:
-        """Open a write transaction that holds the write lock from its first statement."""
-        if self.is_sqlite:
-            connection.info["begin_immediate"] = True
-        connection.begin()
+        """Open a write transaction that holds the write lock from its first statement.
+
+        On SQLite the process-wide writer lock is taken first and released when the
+        transaction ends (commit or rollback, including a close that rolls back)."""
+        if self.write_lock is None:
+            connection.begin()
+            return
+        self.write_lock.acquire()
+        connection.info["holds_write_lock"] = True
+        connection.info["begin_immediate"] = True
+        try:
+            connection.begin()
+        except BaseException:
+            self._release_write_lock(connection)
+            raise
+
+    def _release_write_lock(self, connection: Connection) -> None:
+        if connection.info.pop("holds_write_lock", False) and self.write_lock is not None:
+            self.write_lock.release()
 
     def dispose(self) -> None:
         self.reader.close()

@@ -24,13 +24,11 @@ class UnitOfWork:
         self.repository: Repository
 
     def __enter__(self) -> UnitOfWork:
-        if self.db.write_lock is not None:
-            self.db.write_lock.acquire()
+        self._connection = self.db.engine.connect()
         try:
-            self._connection = self.db.engine.connect()
             self.db.begin_write(self._connection)
         except BaseException:
-            self._release()
+            self._connection.close()
             raise
         self.repository = Repository(self.db, self._connection, self.base_url)
         return self
@@ -49,11 +47,6 @@ class UnitOfWork:
         finally:
             self._connection.close()
             self._connection = None
-            self._release()
-
-    def _release(self) -> None:
-        if self.db.write_lock is not None:
-            self.db.write_lock.release()
 
 
 class ReadSession:
