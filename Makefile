@@ -26,10 +26,10 @@ lint: install
 	$(BIN)/lint-imports
 
 test-sqlite: install
-	GATEWAY_TEST_DATABASE=sqlite $(BIN)/pytest -q
+	GATEWAY_TEST_DATABASE=sqlite $(BIN)/pytest -q -n auto
 
 test-postgres: install
-	GATEWAY_TEST_DATABASE=postgresql GATEWAY_TEST_POSTGRES_URL=$(POSTGRES_URL) $(BIN)/pytest -q
+	GATEWAY_TEST_DATABASE=postgresql GATEWAY_TEST_POSTGRES_URL=$(POSTGRES_URL) $(BIN)/pytest -q -n auto
 
 # PostgreSQL is required under CI; elsewhere its run is skipped (with a notice) when no
 # server answers at POSTGRES_URL.

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.config import get_settings
+from gateway.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from gateway.store.db import Database
 
 app = typer.Typer(
     help="FHIR R4 care-coordination gateway. Settings come from GATEWAY_* environment "
@@ -30,6 +33,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes (use 2+ on PostgreSQL).")] = 1,
+    mllp_port: Annotated[int | None, typer.Option(
+        help="Also listen for HL7 v2 over MLLP on this port (same host).")] = None,
 ) -> None:
     """Run the HTTP server (FHIR API under /fhir, docs under /docs)."""
     import uvicorn
@@ -41,7 +46,7 @@ def serve(
     settings = get_settings()
     database = Database(settings.database_url)
     upgrade(database)  # once, before workers start, so they never race on a fresh schema
-    database.dispose()
+    _start_ingest(settings, database, host, mllp_port)
     typer.echo(f"FHIR API: http://{host}:{port}/fhir   API docs: http://{host}:{port}/docs")
     uvicorn.run("gateway.app:create_app", factory=True, host=host, port=port, workers=workers,
                 loop="uvloop", http="httptools", log_level=settings.log_level,
@@ -73,6 +78,213 @@ def load(
     typer.echo(f"loaded {summary.resources} resources from {summary.files} files"
                + (f", {summary.failed} failed" if summary.failed else ""))
     if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Plans and rosters: .json (a document "
+                                                     "or an array), .ndjson, .csv rosters.")],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Import case-management plans and care-team rosters (mappings/schemas/)."""
+    from gateway.ingest.planimport import run_import
+
+    _setup_logging()
+    summary = run_import(get_settings(), paths, progress=progress, echo=typer.echo)
+    typer.echo(summary.line())
+    if summary.counts["failed"]:
+        raise typer.Exit(1)
+
+
+# -- sync: delivery worker and deliveries --------------------------------------------------
+
+@app.command()
+def worker() -> None:
+    """Run a delivery worker (routes the event log and sends notifications) until stopped."""
+    import asyncio
+    import signal
+
+    from gateway.store.db import Database
+    from gateway.store.migrate import upgrade
+    from gateway.sync.worker import run_worker
+
+    _setup_logging()
+    settings = get_settings()
+    database = Database(settings.database_url)
+    upgrade(database)
+    database.dispose()
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    typer.echo("delivery worker running; Ctrl-C to stop")
+    asyncio.run(_run())
+
+
+deliveries_app = typer.Typer(help="Notification deliveries: list them, send one again.",
+                             no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    status: Annotated[str | None, typer.Option(help="pending, delivered, failed, skipped")]
+    = None,
+    subscription: Annotated[str | None, typer.Option(help="Subscription id")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List notifications, newest first."""
+    from gateway.errors import GatewayError
+    from gateway.store.db import Database
+    from gateway.sync.admin import list_deliveries
+
+    database = Database(get_settings().database_url)
+    try:
+        rows = list_deliveries(database, status=status, subscription=subscription, limit=limit)
+    except GatewayError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
+    for row in rows:
+        focus = row.get("focus") or row["kind"]
+        typer.echo(f"{row['id']:>8}  {row['status']:<9} attempts={row['attempts']:<3} "
+                   f"{row['subscription']}  {focus}  {row['last_error'] or ''}".rstrip())
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(
+    delivery_id: Annotated[int, typer.Argument(help="Delivery id (from `deliveries list`).")],
+) -> None:
+    """Send one notification again now (a Subscription in error is re-requested)."""
+    from gateway.errors import GatewayError
+    from gateway.store.db import Database
+    from gateway.sync.admin import retry_delivery
+
+    settings = get_settings()
+    database = Database(settings.database_url)
+    try:
+        row = retry_delivery(database, delivery_id, (settings.base_url or "").rstrip("/"))
+    except GatewayError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
+    typer.echo(f"delivery {row['id']} is {row['status']} again")
+
+
+# -- HL7 v2 ingest: MLLP listener and the inbound message store ---------------------------
+
+def _start_ingest(settings: Settings, database: Database, host: str,
+                  mllp_port: int | None) -> None:
+    """Process inbound messages left unprocessed; with ``mllp_port``, listen beside HTTP."""
+    import threading
+
+    from gateway.ingest.setup import build_ingest, run_mllp
+
+    ingest = build_ingest(settings, database)
+    if mllp_port is None:
+        ingest.recover()
+        database.dispose()
+        return
+    typer.echo(f"HL7 v2 MLLP: {host}:{mllp_port}")
+    threading.Thread(target=run_mllp, args=(ingest, host, mllp_port), daemon=True,
+                     name="mllp").start()
+
+
+@app.command()
+def mllp(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (2575 is the registered MLLP port).")]
+    = 2575,
+) -> None:
+    """Listen for HL7 v2 messages over MLLP (runs beside `gateway serve` on one database)."""
+    from gateway.ingest.setup import build_ingest, run_mllp
+    from gateway.store.db import Database
+    from gateway.store.migrate import upgrade
+
+    _setup_logging()
+    settings = get_settings()
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    upgrade(database)
+    typer.echo(f"HL7 v2 MLLP listening on {host}:{port}; Ctrl-C to stop")
+    try:
+        run_mllp(build_ingest(settings, database), host, port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        database.dispose()
+
+
+messages_app = typer.Typer(help="Inbound HL7 v2 messages: list them, replay failed ones.",
+                           no_args_is_help=True)
+app.add_typer(messages_app, name="messages")
+
+
+@messages_app.command("list")
+def messages_list(
+    status: Annotated[str | None, typer.Option(
+        help="received, processed, error or rejected")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 100,
+) -> None:
+    """List stored inbound messages with their status and error."""
+    from gateway.ingest.inbox import Inbox
+    from gateway.store.db import Database
+
+    database = Database(get_settings().database_url)
+    try:
+        for row in Inbox(database).list(status, limit):
+            where = f" [{row.error_location}]" if row.error_location else ""
+            typer.echo(f"{row.id:>8}  {row.status:<9} {row.message_type or '-':<9} "
+                       f"{row.sender or '-'} #{row.control_id or '-'}"
+                       f"{'  ' + row.error + where if row.error else ''}")
+    finally:
+        database.dispose()
+
+
+@messages_app.command("replay")
+def messages_replay(
+    message_id: Annotated[int | None, typer.Argument(help="Message id (from `messages list`).")]
+    = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed",
+                                             help="Replay every message in error.")] = False,
+) -> None:
+    """Process failed messages again with the current mapping files."""
+    from gateway.errors import GatewayError
+    from gateway.ingest.inbox import ERROR
+    from gateway.ingest.setup import build_ingest
+    from gateway.store.db import Database
+
+    if (message_id is None) == (not all_failed):
+        typer.echo("Give a message id or --all-failed.", err=True)
+        raise typer.Exit(2)
+    _setup_logging()
+    settings = get_settings()
+    database = Database(settings.database_url)
+    failed = 0
+    try:
+        ingest = build_ingest(settings, database)
+        ids = [message_id] if message_id is not None else [
+            r.id for r in ingest.inbox.list(ERROR, 1_000_000)]
+        for one in ids:
+            assert one is not None
+            try:
+                reply = ingest.replay(one)
+            except GatewayError as error:
+                typer.echo(f"{one}: {error.message}", err=True)
+                failed += 1
+                continue
+            code = getattr(reply, "code", "AA")
+            failed += code != "AA"
+            typer.echo(f"{one}: {code}")
+    finally:
+        database.dispose()
+    if failed:
         raise typer.Exit(1)
 
 

@@ -34,6 +34,31 @@ class Settings(BaseSettings):
         "server process (0: in the server process).")
     log_level: str = "info"
 
+    # -- sync: event log and delivery (README "Subscriptions and delivery") --------------
+    event_retention_days: float = Field(
+        default=30, gt=0, description="Days events stay in each subscription's log.")
+    delivery_in_process: bool = Field(
+        default=True, description="Run a delivery worker inside `gateway serve`.")
+    delivery_poll_seconds: float = Field(
+        default=0.25, gt=0, description="How often an idle worker looks for work.")
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_lease_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How long a claimed notification is reserved for its worker; after a "
+        "worker crash it is sent again once this has passed. Keep above the timeout.")
+    delivery_batch_size: int = Field(
+        default=100, ge=1, description="Notifications one worker sends at once.")
+    delivery_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    delivery_give_up_seconds: float = Field(
+        default=24 * 3600.0, gt=0,
+        description="Retry a failing destination this long before marking it in error.")
+    delivery_client_error_attempts: int = Field(
+        default=5, ge=1, description="Attempts of a notification the receiver refuses (4xx).")
+    delivery_signing_secrets: list[str] = Field(
+        default_factory=list,
+        description="HMAC-SHA256 secrets (newest first, at most two in use) signing bodies.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

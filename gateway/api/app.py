@@ -10,15 +10,19 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
-from gateway.api import errors
+from gateway.api import errors, ingest_plans
 from gateway.api.fhir import router as fhir_router
+from gateway.api.hl7v2 import router as hl7v2_router
 from gateway.api.media import ContentNegotiation
 from gateway.api.preparation import Preparer
+from gateway.api.sync import operations as subscription_operations
+from gateway.api.sync import router as sync_router
 from gateway.config import Settings, get_settings
 from gateway.fhir.searchparams import registry
 from gateway.rest.interactions import FhirService, Limits
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade
+from gateway.sync.worker import in_process_worker
 
 log = logging.getLogger("gateway")
 
@@ -33,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(preparer.start)
-        yield
+        async with in_process_worker(database, settings):  # sync: delivers notifications
+            yield
         preparer.stop()
         app.state.fhir.writer.stop()
         database.dispose()
@@ -55,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                   settings.max_include_results))
     errors.install(app)
     app.add_middleware(ContentNegotiation)
+    app.include_router(hl7v2_router)
+    app.include_router(subscription_operations)  # before /fhir/{type}/{id} would take $status
     app.include_router(fhir_router)
+    app.include_router(sync_router)
+    app.include_router(ingest_plans.router)
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))
     return app

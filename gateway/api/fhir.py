@@ -23,9 +23,10 @@ from gateway.errors import InvalidRequest, PayloadTooLarge
 from gateway.fhir import outcome as oo
 from gateway.fhir.validate import parse_json, parse_resource
 from gateway.rest import bundles
-from gateway.rest.capability import capability_statement
 from gateway.rest.interactions import FhirService, Result, require_type
 from gateway.rest.results import http_date, version_location
+from gateway.sync.capability import capability_with_topics
+from gateway.sync.criteria import check_bundle, check_write
 
 
 class _ResourceType(Convertor[str]):
@@ -160,6 +161,7 @@ async def create(request: Request, resource_type: str) -> Response:
     base = base_url(request)
     prepared = await request.app.state.preparer.prepare(await _body(request), resource_type,
                                                          base)
+    check_write(resource_type, prepared.resource, creating=True, base_url=base)  # sync
     result = await asyncio.wrap_future(_service(request).submit_create(
         base, resource_type, prepared.resource,
         if_none_exist=request.headers.get("if-none-exist"), prepared=prepared))
@@ -168,7 +170,7 @@ async def create(request: Request, resource_type: str) -> Response:
 
 @router.get("/metadata", summary="CapabilityStatement of this server")
 async def metadata(request: Request) -> Response:
-    return Response(capability_statement(base_url(request)), media_type=FHIR_JSON)
+    return Response(capability_with_topics(base_url(request)), media_type=FHIR_JSON)  # sync
 
 
 @router.get("/_history", summary="History of all resources")
@@ -182,6 +184,7 @@ async def system_history(request: Request) -> Response:
 @router.post("/", include_in_schema=False)
 async def transaction(request: Request) -> Response:
     bundle = parse_json(await _body(request))
+    check_bundle(bundle, base_url(request))  # sync: refuse Subscriptions it cannot honour
     representation = _prefer(request).get("return") == "representation"
     result = await _call(bundles.process, _service(request), base_url(request), bundle,
                          return_representation=representation)
@@ -209,6 +212,7 @@ async def search_post(request: Request, resource_type: str) -> Response:
 @router.put("/{resource_type:fhir_type}", summary="Conditional update")
 async def conditional_update(request: Request, resource_type: str) -> Response:
     resource = parse_resource(await _body(request))
+    check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
     params = request.query_params.multi_items()
     if not params:
         raise InvalidRequest("PUT on a type needs search parameters (conditional update) "
@@ -248,6 +252,7 @@ async def vread(request: Request, resource_type: str, resource_id: str,
             summary="Update (or create with this id)")
 async def update(request: Request, resource_type: str, resource_id: str) -> Response:
     resource = parse_resource(await _body(request))
+    check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
     result = await _call(_service(request).update, base_url(request), resource_type,
                          resource_id, resource, if_match=request.headers.get("if-match"))
     return respond(request, result, write=True)

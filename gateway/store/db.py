@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,15 @@ class Database:
             self._release_write_lock(connection)
             raise
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (see ``begin_write``) committed when the block ends normally
+        and rolled back when it raises: for bookkeeping rows outside the Repository."""
+        with self.engine.connect() as connection:
+            self.begin_write(connection)
+            yield connection
+            connection.commit()
+
     def _release_write_lock(self, connection: Connection) -> None:
         if connection.info.pop("holds_write_lock", False) and self.write_lock is not None:
             self.write_lock.release()
@@ -117,19 +128,28 @@ def fix_sqlite_statistics(connection: Connection) -> None:
     and are costly to refresh; SQLite documents hand-written sqlite_stat1 rows as the way to
     pin good plans (https://www.sqlite.org/optoverview.html#manual_control_of_query_plans_using_sqlite_stat_tables).
     """
-    connection.exec_driver_sql("ANALYZE sqlite_schema")  # creates sqlite_stat1 if missing
     indexes = connection.exec_driver_sql(
         "SELECT tbl_name, name FROM sqlite_schema WHERE type = 'index' "
         "AND tbl_name NOT LIKE 'sqlite_%' AND tbl_name != 'alembic_version'").fetchall()
+    wanted = {(table, index, _typical_stat(connection, index)) for table, index in indexes}
+    has_table = connection.exec_driver_sql(
+        "SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").first() is not None
+    if has_table and set(map(tuple, connection.exec_driver_sql(
+            "SELECT tbl, idx, stat FROM sqlite_stat1").fetchall())) == wanted:
+        return  # already in place: no write at start-up
+    connection.exec_driver_sql("ANALYZE sqlite_schema")  # creates sqlite_stat1 if missing
     connection.exec_driver_sql("DELETE FROM sqlite_stat1")
-    for table, index in indexes:
-        columns = [row[2] for row in connection.exec_driver_sql(
-            f'PRAGMA index_info("{index}")').fetchall()]
-        estimates, rows = [], _STORE_SIZE
-        for column in columns:
-            rows = min(rows, _TYPICAL_ROWS.get(column, 3))
-            estimates.append(rows)
-        stat = " ".join(str(n) for n in [_STORE_SIZE, *estimates])
+    for row in sorted(wanted):
         connection.exec_driver_sql(
-            "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", (table, index, stat))
+            "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", row)
     connection.exec_driver_sql("ANALYZE sqlite_schema")  # reload the statistics
+
+
+def _typical_stat(connection: Connection, index: str) -> str:
+    columns = [row[2] for row in connection.exec_driver_sql(
+        f'PRAGMA index_info("{index}")').fetchall()]
+    estimates, rows = [], _STORE_SIZE
+    for column in columns:
+        rows = min(rows, _TYPICAL_ROWS.get(column, 3))
+        estimates.append(rows)
+    return " ".join(str(n) for n in [_STORE_SIZE, *estimates])

@@ -23,7 +23,9 @@ def alembic_config(database: Database) -> Config:
 def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (idempotent; safe on every start)."""
     config = alembic_config(database)
-    with database.engine.begin() as connection:
+    # A write transaction from the first statement (BEGIN IMMEDIATE on SQLite), so a
+    # migration beside another process's writes waits for its turn instead of failing.
+    with database.write() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         if database.is_sqlite:

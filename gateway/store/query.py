@@ -318,9 +318,10 @@ class Page:
     rows: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
-def _base(request: SearchRequest) -> Sql:
-    return _and([("r.type = ? AND r.deleted = ?", [request.resource_type, False]),
-                 criteria_sql(request)])
+def _base(request: SearchRequest, resource_type: str | None = None) -> Sql:
+    resource_type = resource_type or request.resource_type
+    return _and([("r.type = ? AND r.deleted = ?", [resource_type, False]),
+                 criteria_sql(request, resource_type=resource_type)])
 
 
 def run_page(conn: Connection, request: SearchRequest, *, bodies: bool = False) -> Page:
@@ -373,9 +374,11 @@ def count(conn: Connection, request: SearchRequest) -> int:
     return int(rows[0][0])
 
 
-def matches(conn: Connection, request: SearchRequest, rid: int) -> bool:
-    """Whether one stored resource matches the request (subscription criteria)."""
-    condition = _base(request)
+def matches(conn: Connection, request: SearchRequest, rid: int,
+            resource_type: str | None = None) -> bool:
+    """Whether one stored resource (of ``resource_type``, by default the request's) is a
+    current, undeleted match of the request: subscription criteria use the search's SQL."""
+    condition = _base(request, resource_type)
     rows = execute(conn, f"SELECT r.rid FROM resource r WHERE r.rid = ? AND {condition[0]}",
                    [rid, *condition[1]])
     return bool(rows)

@@ -3,12 +3,16 @@
 ``resource`` holds one row per (type, id) pointing at its current version;
 ``resource_version`` holds every version's JSON body exactly once (reads serve those bytes);
 ``idx_*`` are the search index, rewritten for the current version on every write;
-``outbox`` receives one row per committed change in the same transaction (sync consumes it).
+``outbox`` receives one row per committed change in the same transaction (sync consumes it);
+``inbound_message`` keeps every message received from outside (HL7 v2 ADT...) raw, with its
+processing status, before it is acknowledged;
+``sync_*`` are the per-subscription event logs, deliveries, attempts and the outbox cursor
+(gateway/sync).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -158,6 +162,145 @@ class OutboxRow(SQLModel, table=True):
     created_at: float
 
 
+class InboundMessage(SQLModel, table=True):
+    """One inbound message, stored raw (committed) before it is mapped or acknowledged.
+
+    ``status`` is ``received`` (stored, not yet processed; picked up again on start-up),
+    ``processed``, ``error`` (stored but could not be mapped: AE, replayable) or ``rejected``
+    (unparseable or unsupported: AR). (sender, control_id) = (MSH-3^MSH-4, MSH-10) is unique,
+    so a re-sent message is recognised and acknowledged again instead of applied twice.
+    """
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        UniqueConstraint("sender", "control_id", name="uq_inbound_sender_control"),
+        Index("ix_inbound_status", "status", "id"),
+        Index("ix_inbound_visit", "visit", "event_time"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_big_pk())
+    channel: str = Field(max_length=16)
+    sender: str | None = Field(default=None, max_length=256)
+    facility: str | None = Field(default=None, max_length=256)
+    control_id: str | None = Field(default=None, max_length=200)
+    message_type: str | None = Field(default=None, max_length=32)
+    version: str | None = Field(default=None, max_length=16)
+    visit: str | None = Field(default=None, max_length=512)
+    event_time: float | None = None
+    received_at: float
+    processed_at: float | None = None
+    status: str = Field(max_length=16)
+    ack_code: str | None = Field(default=None, max_length=2)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error_location: str | None = Field(default=None, max_length=64)
+    resources: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ack: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SyncSubscription(SQLModel, table=True):
+    """Delivery state of one Subscription resource (R4 subscription.html), kept by sync.
+
+    The Subscription resource is the subscriber's request; this row is what the router and
+    the delivery workers need from it, plus the per-subscription event counter that makes
+    event numbers gap-free, and the destination circuit (``blocked_until``).
+    """
+
+    __tablename__ = "sync_subscription"
+    __table_args__ = (UniqueConstraint("rid", name="uq_sync_subscription_rid"),)
+
+    sid: int | None = Field(default=None, sa_column=_big_pk())
+    rid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    resource_id: str = Field(max_length=64)
+    resource_version: int
+    status: str = Field(max_length=16)
+    resource_type: str = Field(max_length=64)
+    criteria: str = Field(sa_column=Column(Text, nullable=False))
+    endpoint: str = Field(max_length=1024)
+    payload: str | None = Field(default=None, max_length=64)
+    headers: str = Field(sa_column=Column(Text, nullable=False))
+    last_event_number: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    blocked_until: float = 0.0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_at: float
+    topic: str | None = Field(default=None, max_length=256)
+    content: str | None = Field(default=None, max_length=16)
+    heartbeat_seconds: int | None = None
+    timeout_seconds: int | None = None
+    last_sent_at: float = 0.0
+
+
+class SyncEvent(SQLModel, table=True):
+    """One event of one subscription's log: numbered 1, 2, 3... without gaps."""
+
+    __tablename__ = "sync_event"
+    __table_args__ = (UniqueConstraint("sid", "event_number", name="uq_sync_event_number"),
+                      Index("ix_sync_event_created", "created_at"))
+
+    pk: int | None = Field(default=None, sa_column=_big_pk())
+    sid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    event_number: int = Field(sa_column=Column(BigInteger, nullable=False))
+    outbox_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    rid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    type: str = Field(max_length=64)
+    id: str = Field(max_length=64)
+    version_id: int
+    action: str = Field(max_length=8)
+    patient: str | None = Field(default=None, max_length=140)
+    created_at: float
+
+
+class SyncDelivery(SQLModel, table=True):
+    """One notification to send (a handshake or one event), with its delivery state."""
+
+    __tablename__ = "sync_delivery"
+    __table_args__ = (Index("ix_sync_delivery_due", "status", "next_attempt_at"),
+                      Index("ix_sync_delivery_queue", "sid", "order_key", "status", "id"),
+                      Index("ix_sync_delivery_event", "event_pk"))
+
+    id: int | None = Field(default=None, sa_column=_big_pk())
+    sid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    event_pk: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    kind: str = Field(max_length=16)
+    order_key: str = Field(max_length=200)
+    notification_id: str = Field(max_length=36)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    created_at: float
+    next_attempt_at: float
+    claimed_until: float = 0.0
+    first_failure_at: float | None = None
+    delivered_at: float | None = None
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SyncAttempt(SQLModel, table=True):
+    """Evidence of one delivery attempt: when, how long, what the receiver answered."""
+
+    __tablename__ = "sync_attempt"
+    __table_args__ = (Index("ix_sync_attempt_delivery", "delivery_id", "attempt"),)
+
+    pk: int | None = Field(default=None, sa_column=_big_pk())
+    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    attempt: int
+    started_at: float
+    latency_ms: float
+    http_status: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    outcome: str = Field(max_length=16)
+    url: str = Field(max_length=1300)
+
+
+class SyncCursor(SQLModel, table=True):
+    """How far a sync reader (the router) has consumed the outbox."""
+
+    __tablename__ = "sync_cursor"
+
+    name: str = Field(primary_key=True, max_length=32)
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
 INDEX_TABLES = {
     "token": TokenIndex.__table__,
     "string": StringIndex.__table__,
@@ -170,4 +313,10 @@ INDEX_TABLES = {
 resource_table = ResourceRow.__table__
 version_table = ResourceVersion.__table__
 outbox_table = OutboxRow.__table__
+inbound_table = InboundMessage.__table__
+sync_subscription_table = SyncSubscription.__table__
+sync_event_table = SyncEvent.__table__
+sync_delivery_table = SyncDelivery.__table__
+sync_attempt_table = SyncAttempt.__table__
+sync_cursor_table = SyncCursor.__table__
 metadata = SQLModel.metadata

@@ -1,0 +1,245 @@
+"""HL7 v2 ingest: store raw, map, apply, record the outcome, acknowledge.
+
+The order is the guarantee: the raw message is committed (``received``) before anything else;
+the resources and the message's ``processed`` status are committed together; only then is
+the ACK built and returned, so an acknowledged message is never lost and a crash between the
+two commits leaves a ``received`` row that ``recover()`` (run at start-up) processes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text as sql
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from gateway.coordination.adt import AdtWorkflow
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.ingest import inbox as ib
+from gateway.ingest.ack import AckError, InboundMsh, ack_wanted, build_ack
+from gateway.ingest.inbox import source_uri
+from gateway.mapping.adt import MappedAdt, map_adt
+from gateway.mapping.header import read_header
+from gateway.mapping.issues import MappingError, MessageRejected
+from gateway.mapping.rules import MappingSet
+from gateway.mapping.v2message import V2Message
+from gateway.rest.interactions import FhirService
+from gateway.store.db import Database
+from gateway.store.uow import UnitOfWork
+
+log = logging.getLogger("gateway.ingest")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The outcome of one message: its ACK (None when enhanced mode asked for none)."""
+
+    code: str
+    ack: str | None
+    message_id: int | None
+
+
+_CHARSETS = {"8859/1": "latin-1", "8859/15": "iso8859-15", "UNICODE UTF-8": "utf-8",
+             "ASCII": "ascii", "UNICODE": "utf-8"}
+
+
+def decode(raw: bytes) -> str:
+    """ER7 text in the character set MSH-18 names (HL7 table 0211: ASCII, 8859/1,
+    UNICODE UTF-8...); without MSH-18, UTF-8 when the bytes are, else ISO 8859-1."""
+    charset = _CHARSETS.get(_msh18(raw))
+    for encoding in ([charset] if charset else []) + ["utf-8"]:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _msh18(raw: bytes) -> str:
+    """MSH-18 read from the raw bytes (the MSH line is ASCII before it is decoded)."""
+    line = raw.lstrip(b"\x0b\r\n ").split(b"\r", 1)[0].split(b"\n", 1)[0]
+    if not line.startswith(b"MSH") or len(line) < 4:
+        return ""
+    fields = line.split(line[3:4])
+    if len(fields) < 18:
+        return ""
+    return fields[17].split(b"^", 1)[0].decode("ascii", "replace").strip().upper()
+
+
+class Hl7v2Ingest:
+    """Receive, process, replay and recover HL7 v2 messages against one database."""
+
+    def __init__(self, db: Database, service: FhirService, mappings_dir: Path,
+                 base: str = "") -> None:
+        self.db = db
+        self.inbox = ib.Inbox(db)
+        self.mappings_dir = mappings_dir
+        self.mappings = MappingSet.load(mappings_dir)
+        self.workflow = AdtWorkflow(service, base)
+        self.base = base
+
+    def reload_mappings(self) -> None:
+        self.mappings = MappingSet.load(self.mappings_dir)
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def receive(self, raw: bytes, channel: str, *, truncated: bool = False) -> Reply:
+        """Store, process and acknowledge one message; never raises for bad input."""
+        text = decode(raw)
+        try:
+            if truncated:
+                raise MessageRejected("The MLLP frame was cut short (no end block).",
+                                      location="MSH", hl7_error_code="100")
+            message = V2Message.parse(text)
+            header = read_header(message, self.mappings)
+            if not header.control_id:
+                raise MessageRejected("MSH-10 (message control id) is required.",
+                                      location="MSH-10", hl7_error_code="101")
+        except MessageRejected as error:
+            return self._reject(raw, text, channel, error)
+        stored, new = self.inbox.store(
+            raw, channel=channel, sender=header.sender, control_id=header.control_id,
+            facility=header.sending_facility, message_type=header.message_type,
+            version=header.version,
+            event_time=header.event_time.epoch if header.event_time else None)
+        if not new and stored.status != ib.RECEIVED:
+            return self._stored_reply(stored, InboundMsh.from_text(message.text))
+        return self.process(stored.id, message)
+
+    def replay(self, message_id: int) -> Reply:
+        """Process a failed (or never processed) message again, with the current mappings."""
+        stored = self.inbox.get(message_id)
+        if stored is None:
+            raise NotFound(f"Inbound message {message_id} is not known.")
+        if stored.status == ib.PROCESSED:
+            raise Conflict(f"Inbound message {message_id} was processed already.")
+        self.reload_mappings()
+        return self.process(message_id, replay=True)
+
+    # -- processing ------------------------------------------------------------------------
+
+    def process(self, message_id: int, message: V2Message | None = None, *,
+                replay: bool = False) -> Reply:
+        stored = self.inbox.get(message_id)
+        assert stored is not None
+        text = message.text if message is not None else decode(stored.raw)
+        msh = InboundMsh.from_text(text)
+        try:
+            message = message or V2Message.parse(text)
+            mapped = map_adt(message, self.mappings)
+            return self._apply_with_retry(message_id, msh, mapped, replay)
+        except MessageRejected as error:
+            return self._fail(message_id, msh, ib.REJECTED, error, error.location,
+                              error.hl7_error_code)
+        except MappingError as error:
+            return self._fail(message_id, msh, ib.ERROR, error, error.location,
+                              error.hl7_error_code)
+        except GatewayError as error:
+            location = error.expression[0] if error.expression else ""
+            return self._fail(message_id, msh, ib.ERROR, error, location, "207")
+        except Exception as error:  # a bug must not take the listener down
+            log.exception("inbound message %s failed", message_id)
+            failure = GatewayError(f"Internal error: {type(error).__name__}: {error}")
+            return self._fail(message_id, msh, ib.ERROR, failure, "", "207")
+
+    def _apply_with_retry(self, message_id: int, msh: InboundMsh, mapped: MappedAdt,
+                          replay: bool) -> Reply:
+        """Apply; a transaction the database aborted (a PostgreSQL deadlock between two
+        messages creating the same new resources in another order) is tried again."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return self._apply(message_id, msh, mapped, replay)
+            except DBAPIError as error:
+                if attempt == _ATTEMPTS or not _retryable(error):
+                    raise
+                log.info("inbound message %s: retrying after %s", message_id, error.orig)
+        raise AssertionError("unreachable")
+
+    def _apply(self, message_id: int, msh: InboundMsh, mapped: MappedAdt,
+               replay: bool) -> Reply:
+        epoch = mapped.header.event_time.epoch if mapped.header.event_time else None
+        visit = mapped.visit_key
+        with UnitOfWork(self.db, self.base) as uow:
+            connection = uow.repository.conn
+            current = self.inbox.get(message_id, connection, lock=True)
+            assert current is not None
+            if current.status == ib.PROCESSED or (current.status != ib.RECEIVED
+                                                  and not replay):
+                return self._stored_reply(current, msh)
+            history = None
+            if visit:
+                self._lock_visit(connection, visit)
+                if self.inbox.newer_applied(connection, visit, epoch, message_id):
+                    history = self._history(connection, visit, mapped, message_id, epoch)
+            result = self.workflow.apply(uow.repository, mapped,
+                                         source=source_uri(message_id), history=history)
+            warnings = [AckError(i.location, i.message, "103", "W") for i in result.issues]
+            ack = build_ack(msh, "AA", _control_id(), errors=warnings)
+            self.inbox.finish(connection, message_id, status=ib.PROCESSED, ack_code="AA",
+                              ack=ack, resources=result.resources, visit=visit,
+                              event_time=epoch,
+                              error="; ".join(i.message for i in result.issues) or None)
+            uow.commit()
+        return Reply("AA", ack if ack_wanted(msh, "AA") else None, message_id)
+
+    def _history(self, connection: Connection, visit: str, mapped: MappedAdt,
+                 message_id: int, epoch: float | None) -> list[tuple[MappedAdt, str]]:
+        """The visit's applied messages plus this one, in event-time order (ties: arrival)."""
+        entries = [(epoch or 0.0, message_id, mapped)]
+        for row in self.inbox.applied_for_visit(connection, visit):
+            if row.id != message_id:
+                earlier = map_adt(V2Message.parse(decode(row.raw)), self.mappings)
+                entries.append((row.event_time or 0.0, row.id, earlier))
+        entries.sort(key=lambda e: (e[0], e[1]))
+        return [(m, source_uri(i)) for _, i, m in entries]
+
+    def _lock_visit(self, connection: Connection, visit: str) -> None:
+        """Serialize messages about one visit (PostgreSQL; SQLite holds the write lock)."""
+        if self.db.is_sqlite:
+            return
+        key = int.from_bytes(hashlib.sha256(f"visit:{visit}".encode()).digest()[:8], "big",
+                             signed=True)
+        connection.execute(sql("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    # -- replies ---------------------------------------------------------------------------
+
+    def _fail(self, message_id: int, msh: InboundMsh, status: str, error: GatewayError,
+              location: str, code: str) -> Reply:
+        ack_code = "AR" if status == ib.REJECTED else "AE"
+        ack = build_ack(msh, ack_code, _control_id(), text=error.message,
+                        errors=[AckError(location, error.message, code)])
+        self.inbox.finish_now(message_id, status=status, ack_code=ack_code, ack=ack,
+                              error=error.message, location=location or None)
+        return Reply(ack_code, ack if ack_wanted(msh, ack_code) else None, message_id)
+
+    def _reject(self, raw: bytes, text: str, channel: str, error: MessageRejected) -> Reply:
+        msh = InboundMsh.from_text(text)
+        ack = build_ack(msh, "AR", _control_id(), text=error.message,
+                        errors=[AckError(error.location, error.message, error.hl7_error_code)])
+        stored = self.inbox.store_rejected(raw, channel=channel, error=error.message,
+                                           location=error.location, ack=ack)
+        return Reply("AR", ack, stored.id)
+
+    @staticmethod
+    def _stored_reply(stored: ib.StoredMessage, msh: InboundMsh) -> Reply:
+        """A message seen before is answered with the ACK it got then."""
+        code = stored.ack_code or "AE"
+        return Reply(code, stored.ack if ack_wanted(msh, code) else None, stored.id)
+
+
+_ATTEMPTS = 3
+
+
+def _retryable(error: DBAPIError) -> bool:
+    """Deadlock (40P01), serialization failure (40001) or a busy SQLite database."""
+    code = getattr(error.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "database is locked" in str(error.orig)
+
+
+def _control_id() -> str:
+    return uuid.uuid4().hex[:20]

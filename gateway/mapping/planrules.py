@@ -1,0 +1,78 @@
+"""Load the plan and roster mapping files (``mappings/careplan/*.yaml``, the JSON Schemas in
+``mappings/schemas/`` and the ConceptMaps they name), with the conventions of the ADT rules
+(``rules.py``): read once, checked on load, a broken file fails at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from gateway.mapping.conceptmaps import CodeTable, LayeredTable
+from gateway.mapping.issues import MappingFileError
+from gateway.mapping.planschema import load_validators
+from gateway.mapping.rules import _yaml
+
+
+@dataclass
+class FormatRules:
+    """The rules of one source format: its YAML, its schema validator, its code tables."""
+
+    rules: dict[str, Any]
+    validator: Draft202012Validator
+    tables: dict[str, LayeredTable]
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.rules.get(name) or {}
+
+    def table(self, name: str) -> LayeredTable:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise MappingFileError(f"unknown ConceptMap {name!r}") from None
+
+    def system(self, kind: str, **values: str) -> str:
+        """An identifier system of ``identifier_systems`` with ``{source}`` etc. filled in."""
+        template = str(self.section("identifier_systems")[kind])
+        return template.format(**values)
+
+
+@dataclass
+class PlanMappings:
+    """Both source formats: ``careplan`` and ``careteam``."""
+
+    careplan: FormatRules
+    careteam: FormatRules
+
+    @classmethod
+    def load(cls, root: Path) -> PlanMappings:
+        validators = load_validators(root / "schemas")
+        tables = {p.stem: CodeTable.load(p)
+                  for p in sorted((root / "conceptmaps").glob("*.json"))}
+        return cls(_format(root / "careplan" / "careplan.yaml", validators, tables),
+                   _format(root / "careplan" / "careteam.yaml", validators, tables))
+
+
+def _format(path: Path, validators: dict[str, Draft202012Validator],
+            tables: dict[str, CodeTable]) -> FormatRules:
+    rules = _yaml(path)
+    schema = str(rules.get("schema"))
+    if schema not in validators:
+        raise MappingFileError(f"{path.name}: unknown schema {schema!r}")
+    named = {rule["conceptmap"] for rule in _rules(rules)}
+    missing = sorted(named - set(tables))
+    if missing:
+        raise MappingFileError(f"{path.name}: unknown ConceptMap {missing[0]!r}")
+    return FormatRules(rules, validators[schema],
+                       {name: LayeredTable([tables[name]]) for name in named})
+
+
+def _rules(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if "conceptmap" in node else []
+        return found + [r for value in node.values() for r in _rules(value)]
+    if isinstance(node, list):
+        return [r for item in node for r in _rules(item)]
+    return []

@@ -1,0 +1,201 @@
+"""Care-team routing: a patient's transitions and plan changes reach every current member of
+the patient's CareTeams that has a registered notification Endpoint -- no per-patient
+Subscription needed. This is how a PCP practice hears of its patient's discharge from a
+hospital it has never dealt with.
+
+Who is reached. For a change with a patient: each CareTeam with ``patient`` = that patient
+and ``status`` active (or absent); each participant whose ``period`` covers now; its member
+-- an Organization or PractitionerRole through its ``endpoint``, a Practitioner through the
+``endpoint`` of its PractitionerRoles; each such Endpoint that is ``active`` and declares a
+notification format in ``payloadType`` (code system ``FORMAT_SYSTEM``). Membership is read
+when the change is routed, so a member whose participation has ended hears nothing more.
+
+What is sent. Format ``backport-notification``: a Backport IG notification Bundle
+(``backport.py``, full resource) on the topic ``CARE_TEAM_TOPIC``, POSTed to
+``Endpoint.address`` with ``Endpoint.header`` values as headers, through the same event log
+and delivery engine as Subscriptions (one log per Endpoint). The other formats named by the
+issue (``rest-write``: FHIR writes into the member's server; ``davinci-message``: Da Vinci
+notification messages to ``$process-message``) are refused when the Endpoint is written.
+
+Which changes. Encounters whose admission, discharge or transfer trigger fires (topics.py)
+and every CarePlan change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from gateway.errors import GatewayError, UnprocessableResource
+from gateway.fhir.dates import period_range
+from gateway.fhir.references import parse_reference
+from gateway.search.request import SearchRequest, parse_search
+from gateway.store import query
+from gateway.store.db import Database
+from gateway.store.repository import Repository
+from gateway.store.tables import sync_subscription_table
+from gateway.sync.topics import BASE, TOPICS, Body
+
+S = sync_subscription_table.c
+FORMAT_SYSTEM = "http://fhir-care-gateway.org/CodeSystem/notification-format"
+SUPPORTED = ("backport-notification",)
+NOT_YET = ("rest-write", "davinci-message")
+CARE_TEAM_TOPIC = BASE + "care-team-patient"
+_TRANSITIONS = [TOPICS[BASE + code] for code in
+                ("encounter-admitted", "encounter-discharged", "encounter-transferred")]
+_MAX_TEAMS = 200
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    address: str
+    headers: tuple[tuple[str, str], ...]
+    active: bool
+
+
+# -- the Endpoint check (on write) ---------------------------------------------------------
+
+def parse_endpoint(resource: dict[str, Any], prefix: str = "Endpoint.") -> EndpointSpec | None:
+    """The notification target an Endpoint declares (None when it declares none); refuses a
+    format the gateway cannot send."""
+    formats = [(i, c.get("code")) for i, concept in enumerate(resource.get("payloadType") or [])
+               if isinstance(concept, dict)
+               for c in concept.get("coding") or [] if isinstance(c, dict)
+               and c.get("system") == FORMAT_SYSTEM]
+    if not formats:
+        return None
+    for index, code in formats:
+        if code not in SUPPORTED:
+            hint = " is not implemented yet" if code in NOT_YET else " is unknown"
+            raise UnprocessableResource(
+                f"Notification format {code!r}{hint}; supported: {', '.join(SUPPORTED)}.",
+                expression=[f"{prefix}payloadType[{index}]"], code="not-supported")
+    address = str(resource.get("address", ""))
+    if not address.startswith(("http://", "https://")):
+        raise UnprocessableResource("A notification Endpoint needs an http(s) address.",
+                                    expression=[f"{prefix}address"])
+    headers = tuple(_header(h, i, prefix) for i, h in enumerate(resource.get("header") or []))
+    return EndpointSpec(address, headers, resource.get("status") == "active")
+
+
+def _header(text: Any, index: int, prefix: str) -> tuple[str, str]:
+    name, colon, value = str(text).partition(":")
+    if not colon or not name.strip() or any(c in str(text) for c in "\r\n"):
+        raise UnprocessableResource(f"Endpoint.header {text!r} must look like 'Name: value'.",
+                                    expression=[f"{prefix}header[{index}]"])
+    return name.strip(), value.strip()
+
+
+# -- who is reached ------------------------------------------------------------------------
+
+def notifies(resource_type: str, before: Body, after: Body) -> bool:
+    """Whether a change is a transition or plan change care teams hear about."""
+    if resource_type == "CarePlan":
+        return True
+    return resource_type == "Encounter" and any(t.trigger(before, after) for t in _TRANSITIONS)
+
+
+def endpoints_for(repo: Repository, patient: str, now: float) -> dict[int, tuple[str, Any]]:
+    """Endpoint rid -> (id, body) for the current members of the patient's care teams."""
+    found: dict[int, tuple[str, Any]] = {}
+    for team in _search(repo, "CareTeam", [("patient", patient)]):
+        if team.get("status", "active") != "active":
+            continue
+        for member in _current_members(team, now):
+            for endpoint in _member_endpoints(repo, member):
+                stored = _read(repo, endpoint)
+                if stored is not None:
+                    found[stored.rid] = (stored.id, stored.json())
+    return found
+
+
+def _search(repo: Repository, resource_type: str, params: list[tuple[str, str]]
+            ) -> list[dict[str, Any]]:
+    request: SearchRequest = parse_search(resource_type, params, base_url=repo.base_url)
+    request.count = _MAX_TEAMS
+    page = query.run_page(repo.conn, request)
+    return [stored.json() for stored in repo.load_many(page.rids).values()]
+
+
+def _current_members(team: dict[str, Any], now: float) -> list[str]:
+    members = []
+    for participant in team.get("participant") or []:
+        span = period_range(participant.get("period") or {})
+        if span is not None and not span[0] <= now <= span[1]:
+            continue
+        reference = (participant.get("member") or {}).get("reference")
+        if isinstance(reference, str):
+            members.append(reference)
+    return members
+
+
+def _member_endpoints(repo: Repository, member: str) -> list[str]:
+    parsed = parse_reference(member)
+    if parsed is None:
+        return []
+    if parsed.type == "Practitioner":
+        roles = _search(repo, "PractitionerRole", [("practitioner", f"Practitioner/{parsed.id}")])
+    elif parsed.type in ("Organization", "PractitionerRole"):
+        stored = _read(repo, f"{parsed.type}/{parsed.id}")
+        roles = [stored.json()] if stored is not None else []
+    else:
+        return []
+    return [e["reference"] for role in roles for e in role.get("endpoint") or []
+            if isinstance(e, dict) and isinstance(e.get("reference"), str)]
+
+
+def _read(repo: Repository, reference: str) -> Any:
+    parsed = parse_reference(reference)
+    if parsed is None:
+        return None
+    try:
+        return repo.read(parsed.type, parsed.id)
+    except GatewayError:  # not found, deleted
+        return None
+
+
+# -- the registry rows of Endpoints --------------------------------------------------------
+
+def _values(spec: EndpointSpec | None) -> dict[str, Any]:
+    if spec is None or not spec.active:
+        return {"status": "off", "endpoint": "", "headers": "[]"}
+    return {"status": "active", "endpoint": spec.address,
+            "headers": orjson.dumps(spec.headers).decode()}
+
+
+def endpoint_sid(conn: Connection, rid: int, endpoint_id: str, body: dict[str, Any]) -> int | None:
+    """The registry row (one event log) of a notification Endpoint, made on first use."""
+    row = conn.execute(select(S.sid, S.status).where(S.rid == rid)).first()
+    if row is not None:
+        return int(row.sid) if row.status == "active" else None
+    try:
+        values = _values(parse_endpoint(body))
+    except GatewayError:
+        return None
+    if values["status"] != "active":
+        return None
+    return int(conn.execute(insert(sync_subscription_table).values(
+        rid=rid, resource_id=endpoint_id, resource_version=0, resource_type="",
+        criteria="", payload="application/fhir+json", topic=CARE_TEAM_TOPIC,
+        content="full-resource", last_event_number=0, blocked_until=0.0, last_sent_at=0.0,
+        updated_at=time.time(), **values)).inserted_primary_key[0])
+
+
+def apply_endpoint_change(conn: Connection, rid: int, body: dict[str, Any] | None) -> None:
+    """Keep an Endpoint's registry row (if it has one) in step with the Endpoint."""
+    try:
+        values = _values(parse_endpoint(body) if body else None)
+    except GatewayError:
+        values = _values(None)
+    conn.execute(update(sync_subscription_table)
+                 .where(S.rid == rid, S.topic == CARE_TEAM_TOPIC)
+                 .values(updated_at=time.time(), **values))
+
+
+def repository(db: Database, conn: Connection, base_url: str) -> Repository:
+    return Repository(db, conn, base_url)

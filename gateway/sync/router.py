@@ -1,0 +1,238 @@
+"""The router: outbox rows, in commit order, become events in each matching subscription's log.
+
+Why this is loss-free. The repository writes one ``outbox`` row per change in the change's own
+transaction (DESIGN.md rule 1), so a committed change always has its row. The router reads the
+rows after its cursor (``sync_cursor``), appends the events and deliveries, and moves the
+cursor, all in ONE transaction of its own: a crash anywhere rolls all of it back and the next
+run reads the same rows again. Only one router runs at a time (the cursor row is locked with
+``FOR UPDATE SKIP LOCKED``; SQLite serializes writers anyway), which is also what makes each
+subscription's event numbers gap-free.
+
+Sequence gaps. On PostgreSQL a transaction takes its ``outbox.seq`` when it inserts and may
+commit after a later one, so "seq > cursor" alone could skip a row that becomes visible
+later. The router therefore only consumes a contiguous run of sequence numbers after its
+cursor. When it meets a gap it takes ``LOCK TABLE outbox IN SHARE MODE``, which waits for
+every transaction that has inserted outbox rows to finish and holds new ones back for the
+moment it takes to read; a gap still present then is a rolled-back transaction and is passed
+for good. On SQLite, write transactions are serialized, so gaps are always final.
+
+Matching. Each change is matched with ``store.query.matches`` -- the SQL the search
+API runs -- restricted to the changed resource's row id: the same ``SearchRequest``, one
+meaning. Criteria are evaluated against the resource's indexed state when the router runs
+(normally milliseconds after the commit); a delete leaves no indexed state, so deletes reach
+only subscriptions without search parameters (e.g. ``criteria: "Encounter"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from gateway.search.request import SearchRequest
+from gateway.store import query
+from gateway.store.db import Database
+from gateway.store.tables import (
+    outbox_table,
+    sync_attempt_table,
+    sync_cursor_table,
+    sync_delivery_table,
+    sync_event_table,
+    sync_subscription_table,
+)
+from gateway.sync import careteam, registry
+from gateway.sync.registry import Registered
+from gateway.sync.topics import TOPICS
+
+log = logging.getLogger(__name__)
+OB = outbox_table.c
+C = sync_cursor_table.c
+ROUTER = "router"
+
+
+class Router:
+    """Fans the outbox out into per-subscription event logs, one batch per transaction."""
+
+    def __init__(self, db: Database, *, base_url: str = "", batch_size: int = 500,
+                 retention_seconds: float = 30 * 86400.0) -> None:
+        self.db = db
+        self.base_url = base_url
+        self.batch_size = batch_size
+        self.retention_seconds = retention_seconds
+        self._last_prune = 0.0
+
+    def run_until_idle(self) -> int:
+        """Route until the outbox is consumed; the number of outbox rows consumed."""
+        total = 0
+        while (consumed := self.route_once()) > 0:
+            total += consumed
+        return total
+
+    def has_work(self) -> bool:
+        """A cheap read-only look: are there outbox rows after the cursor?"""
+        with self.db.engine.connect() as conn:
+            position = conn.execute(select(C.position).where(C.name == ROUTER)).scalar() or 0
+            return conn.execute(select(OB.seq).where(OB.seq > position).limit(1)).first() \
+                is not None
+
+    def route_once(self) -> int:
+        """Route one batch; 0 when there was nothing to do (or another router is busy)."""
+        if not self.has_work():
+            return 0
+        self._ensure_cursor()
+        with self.db.engine.connect() as conn:
+            self.db.begin_write(conn)
+            position = conn.execute(select(C.position).where(C.name == ROUTER)
+                                    .with_for_update(skip_locked=True)).scalar()
+            if position is None:
+                return 0  # another process is routing right now
+            rows = self._rows(conn, position)
+            if rows:
+                self._route(conn, rows)
+                conn.execute(update(sync_cursor_table).where(C.name == ROUTER)
+                             .values(position=rows[-1].seq))
+            conn.commit()
+            return len(rows)
+
+    # -- reading the outbox ----------------------------------------------------------------
+
+    def _rows(self, conn: Connection, position: int) -> list[Any]:
+        rows = self._read(conn, position)
+        if self.db.is_sqlite or _contiguous(rows, position):
+            return rows
+        conn.execute(text("LOCK TABLE outbox IN SHARE MODE"))
+        return self._read(conn, position)
+
+    def _read(self, conn: Connection, position: int) -> list[Any]:
+        return list(conn.execute(select(outbox_table).where(OB.seq > position)
+                                 .order_by(OB.seq).limit(self.batch_size)))
+
+    def _ensure_cursor(self) -> None:
+        dialect = sqlite if self.db.is_sqlite else postgresql
+        statement = dialect.insert(sync_cursor_table).values(name=ROUTER, position=0)
+        with self.db.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def _route(self, conn: Connection, rows: list[Any]) -> None:
+        subscriptions = registry.logging_subscriptions(conn, self.base_url)
+        for row in rows:
+            if row.type == "Subscription":
+                registry.apply_change(conn, row.rid, row.id, row.version_id, self.base_url)
+                subscriptions = registry.logging_subscriptions(conn, self.base_url)
+                continue
+            if row.type == "Endpoint":
+                careteam.apply_endpoint_change(
+                    conn, row.rid, registry.version_body(conn, row.rid, row.version_id))
+            versions = _Versions(conn, row)
+            for sub in subscriptions.get(row.type, []):
+                if _triggered(sub, versions) and _matches(conn, sub, row):
+                    _append_event(conn, sub, row)
+            self._route_to_care_teams(conn, row, versions)
+
+    def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions) -> None:
+        """Care-team routing (careteam.py): the patient's care team members' Endpoints."""
+        if not row.patient or row.type not in ("Encounter", "CarePlan") \
+                or not careteam.notifies(row.type, *versions.pair()):
+            return
+        repo = careteam.repository(self.db, conn, self.base_url)
+        for rid, (endpoint_id, body) in careteam.endpoints_for(repo, row.patient,
+                                                               time.time()).items():
+            sid = careteam.endpoint_sid(conn, rid, endpoint_id, body)
+            if sid is not None:
+                _append_event(conn, _registered(conn, sid, row.type), row)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune_if_due(self, every: float = 60.0) -> int:
+        """Apply the retention at most once a minute (idle or not); events dropped."""
+        now = time.time()
+        if now - self._last_prune < every:
+            return 0
+        self._last_prune = now
+        with self.db.engine.connect() as conn:
+            self.db.begin_write(conn)
+            dropped = prune(conn, now - self.retention_seconds)
+            conn.commit()
+        return dropped
+
+
+def _registered(conn: Connection, sid: int, resource_type: str) -> Registered:
+    number = conn.execute(select(sync_subscription_table.c.last_event_number)
+                          .where(sync_subscription_table.c.sid == sid)).scalar_one()
+    return Registered(sid, resource_type, SearchRequest(resource_type), int(number))
+
+
+def _contiguous(rows: list[Any], position: int) -> bool:
+    """Whether the rows are exactly position+1, position+2, ... (no sequence gap)."""
+    return all(row.seq == position + offset for offset, row in enumerate(rows, start=1))
+
+
+class _Versions:
+    """The changed resource before and after the change, read once and only if a topic
+    needs them."""
+
+    def __init__(self, conn: Connection, row: Any) -> None:
+        self.conn, self.row = conn, row
+        self._pair: tuple[Any, Any] | None = None
+
+    def pair(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        if self._pair is None:
+            rid, version = self.row.rid, self.row.version_id
+            self._pair = (registry.version_body(self.conn, rid, version - 1)
+                          if version > 1 else None,
+                          registry.version_body(self.conn, rid, version))
+        return self._pair
+
+
+def _triggered(sub: Registered, versions: _Versions) -> bool:
+    """A topic-based subscription's trigger (topics.py); classic ones always pass."""
+    if sub.topic is None:
+        return True
+    topic = TOPICS.get(sub.topic)
+    return topic is not None and topic.trigger(*versions.pair())
+
+
+def _matches(conn: Connection, sub: Registered, row: Any) -> bool:
+    """The API's search condition for this subscription, restricted to the changed row."""
+    if not sub.request.criteria:
+        return True
+    if row.action == "delete":
+        return False
+    return query.matches(conn, sub.request, row.rid, row.type)
+
+
+def _append_event(conn: Connection, sub: Registered, row: Any) -> None:
+    sub.last_event_number += 1
+    now = time.time()
+    event_pk = conn.execute(insert(sync_event_table).values(
+        sid=sub.sid, event_number=sub.last_event_number, outbox_seq=row.seq, rid=row.rid,
+        type=row.type, id=row.id, version_id=row.version_id, action=row.action,
+        patient=row.patient, created_at=now)).inserted_primary_key[0]
+    conn.execute(insert(sync_delivery_table).values(
+        sid=sub.sid, event_pk=event_pk, kind="event",
+        order_key=row.patient or f"{row.type}/{row.id}", status="pending",
+        notification_id=str(uuid.uuid4()), attempts=0, created_at=now, next_attempt_at=now,
+        claimed_until=0.0))
+    conn.execute(update(sync_subscription_table)
+                 .where(sync_subscription_table.c.sid == sub.sid)
+                 .values(last_event_number=sub.last_event_number))
+
+
+def prune(conn: Connection, before: float) -> int:
+    """Drop events older than the retention, with their deliveries and attempts
+    (retention is independent of delivery success)."""
+    E, D, A = sync_event_table.c, sync_delivery_table.c, sync_attempt_table.c
+    old = select(E.pk).where(E.created_at < before)
+    if conn.execute(select(func.count()).select_from(old.subquery())).scalar_one() == 0:
+        return 0
+    deliveries = select(D.id).where(and_(D.event_pk.is_not(None), D.event_pk.in_(old)))
+    conn.execute(delete(sync_attempt_table).where(A.delivery_id.in_(deliveries)))
+    conn.execute(delete(sync_delivery_table).where(D.event_pk.in_(old)))
+    return conn.execute(delete(sync_event_table).where(E.created_at < before)).rowcount

@@ -1,0 +1,148 @@
+"""The delivery worker: route the outbox, claim due notifications, send them, record.
+
+``gateway serve`` runs one inside the web process (its lifespan); ``gateway worker`` runs one
+as a process of its own. Any number may run against one PostgreSQL database: the router runs
+in one of them at a time and claims use ``SKIP LOCKED`` (queue.py). When there is nothing to
+do a worker sleeps ``delivery_poll_seconds``. Database work runs in a thread so the event
+loop keeps sending while it waits.
+
+Sends run as independent tasks (at most ``delivery_batch_size`` at once): a worker claims more
+work as soon as any send finishes, so a receiver that hangs until the timeout occupies one
+slot, never the whole worker -- one slow destination does not slow the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from gateway.config import Settings
+from gateway.store.db import Database
+from gateway.sync import queue
+from gateway.sync.notifications import build
+from gateway.sync.retry import ErrorKind, RetryPolicy
+from gateway.sync.router import Router
+from gateway.sync.transport import send
+
+log = logging.getLogger(__name__)
+
+
+def policy_from(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(base=settings.delivery_backoff_base_seconds,
+                       max_delay=settings.delivery_backoff_max_seconds,
+                       give_up_after=settings.delivery_give_up_seconds,
+                       client_error_attempts=settings.delivery_client_error_attempts)
+
+
+class DeliveryWorker:
+    """Routes and delivers until stopped."""
+
+    def __init__(self, db: Database, settings: Settings, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.base_url = (settings.base_url or "").rstrip("/")
+        self.policy = policy_from(settings)
+        self.router = Router(db, base_url=self.base_url,
+                             retention_seconds=settings.event_retention_days * 86400)
+        self.transport = transport
+        self.lease = max(settings.delivery_lease_seconds,
+                         settings.delivery_timeout_seconds + 1)
+        self._sending: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; a failing pass is logged and retried after a pause.
+        Sends under way when it stops are finished (or their leases lapse)."""
+        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client:
+            try:
+                while not stop.is_set():
+                    try:
+                        busy = await self.run_once(client)
+                    except Exception:
+                        log.exception("delivery pass failed; retrying")
+                        busy = 0
+                    if not busy:
+                        await self._idle(stop)
+            finally:
+                await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Sleep one poll interval, or less if stopped or a send finished."""
+        self._wake.clear()
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        await asyncio.wait(waits, timeout=self.settings.delivery_poll_seconds,
+                           return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+    async def run_once(self, client: httpx.AsyncClient) -> int:
+        """One pass: route the outbox, queue heartbeats, apply retention, start sends for
+        free slots; the number of rows routed plus sends started."""
+        routed = await asyncio.to_thread(self.router.run_until_idle)
+        await asyncio.to_thread(queue.queue_heartbeats, self.db)
+        await asyncio.to_thread(self.router.prune_if_due)
+        free = self.settings.delivery_batch_size - len(self._sending)
+        jobs = await asyncio.to_thread(queue.claim, self.db, free, self.lease) if free else []
+        for job in jobs:
+            task = asyncio.create_task(self._guarded(client, job))
+            self._sending.add(task)
+            task.add_done_callback(self._done)
+        return routed + len(jobs)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._wake.set()
+
+    async def _guarded(self, client: httpx.AsyncClient, job: queue.Job) -> None:
+        try:
+            await self._deliver(client, job)
+        except Exception:  # not recorded: its lease lapses and it is sent again
+            log.exception("delivery %s failed to record", job.delivery_id)
+
+    async def _deliver(self, client: httpx.AsyncClient, job: queue.Job) -> None:
+        try:
+            outgoing = build(job, self.settings.delivery_signing_secrets,
+                             base=self.base_url)
+        except Exception as error:  # ours to fix: recorded and retried long
+            log.exception("building notification %s failed", job.delivery_id)
+            outcome = queue.Outcome(time.time(), 0.0, job.endpoint, None,
+                                    f"{type(error).__name__}: {error}", ErrorKind.INTERNAL)
+        else:
+            outcome = await send(client, outgoing, job.timeout_seconds
+                                 or self.settings.delivery_timeout_seconds)
+        status = await asyncio.to_thread(queue.record, self.db, job, outcome, self.policy,
+                                         self.base_url)
+        log.debug("notification %s to %s -> %s (%s)", job.delivery_id, outcome.url,
+                  outcome.http_status or outcome.error, status)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """A worker with its own database engine (``gateway worker``)."""
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        await DeliveryWorker(database, settings).run(stop)
+    finally:
+        database.dispose()
+
+
+@asynccontextmanager
+async def in_process_worker(db: Database, settings: Settings) -> AsyncIterator[None]:
+    """Run a worker beside the web app for the app's lifetime (``gateway serve`` default,
+    so the one-command setup delivers); off with ``GATEWAY_DELIVERY_IN_PROCESS=false``."""
+    if not settings.delivery_in_process:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(DeliveryWorker(db, settings).run(stop), name="delivery-worker")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
