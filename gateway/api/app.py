@@ -60,9 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                   settings.max_include_results))
     errors.install(app)
     app.add_middleware(ContentNegotiation)
-    app.include_router(hl7v2_router)
-    app.include_router(subscription_operations)  # before /fhir/{type}/{id} would take $status
+    # Routes match in order: the FHIR router first (reads, searches and creates are most of
+    # the traffic). Its type and id segments never match ``$operation`` or ``_history``, so
+    # the operation routes below are still reached.
     app.include_router(fhir_router)
+    app.include_router(subscription_operations)
+    app.include_router(hl7v2_router)
     app.include_router(sync_router)
     app.include_router(ingest_plans.router)
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))

@@ -81,16 +81,22 @@ async def status_all(request: Request) -> Response:
                                          request.app.state.database, ids, _base(request)))
 
 
-@operations.api_route("/Subscription/{subscription_id}/$status", methods=["GET", "POST"],
-                      summary="Status of one Subscription (Backport IG)")
+@operations.get("/Subscription/{subscription_id}/$status", operation_id="subscription_status",
+                summary="Status of one Subscription (Backport IG)")
+@operations.post("/Subscription/{subscription_id}/$status",
+                 operation_id="subscription_status_post",
+                 summary="Status of one Subscription (Backport IG)")
 async def status_one(request: Request, subscription_id: str) -> Response:
     return _fhir(await run_in_threadpool(operations_.status_bundle,
                                          request.app.state.database, [subscription_id],
                                          _base(request)))
 
 
-@operations.api_route("/Subscription/{subscription_id}/$events", methods=["GET", "POST"],
-                      summary="Replay events of one Subscription (Backport IG)")
+@operations.get("/Subscription/{subscription_id}/$events", operation_id="subscription_events",
+                summary="Replay events of one Subscription (Backport IG)")
+@operations.post("/Subscription/{subscription_id}/$events",
+                 operation_id="subscription_events_post",
+                 summary="Replay events of one Subscription (Backport IG)")
 async def events(request: Request, subscription_id: str) -> Response:
     params = await _params(request)
     return _fhir(await run_in_threadpool(operations_.events_bundle,

@@ -39,6 +39,7 @@ from gateway.store import query
 from gateway.store.db import Database
 from gateway.store.tables import (
     outbox_table,
+    resource_table,
     sync_attempt_table,
     sync_cursor_table,
     sync_delivery_table,
@@ -51,6 +52,7 @@ from gateway.sync.topics import TOPICS
 
 log = logging.getLogger(__name__)
 OB = outbox_table.c
+R = resource_table.c
 C = sync_cursor_table.c
 ROUTER = "router"
 
@@ -122,6 +124,8 @@ class Router:
 
     def _route(self, conn: Connection, rows: list[Any]) -> None:
         subscriptions = registry.logging_subscriptions(conn, self.base_url)
+        # Care-team routing can only reach an Endpoint; without any, skip its lookups.
+        endpoints = _any_endpoint(conn) or any(row.type == "Endpoint" for row in rows)
         for row in rows:
             if row.type == "Subscription":
                 registry.apply_change(conn, row.rid, row.id, row.version_id, self.base_url)
@@ -134,7 +138,8 @@ class Router:
             for sub in subscriptions.get(row.type, []):
                 if _triggered(sub, versions) and _matches(conn, sub, row):
                     _append_event(conn, sub, row)
-            self._route_to_care_teams(conn, row, versions)
+            if endpoints:
+                self._route_to_care_teams(conn, row, versions)
 
     def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions) -> None:
         """Care-team routing (careteam.py): the patient's care team members' Endpoints."""
@@ -161,6 +166,11 @@ class Router:
             dropped = prune(conn, now - self.retention_seconds)
             conn.commit()
         return dropped
+
+
+def _any_endpoint(conn: Connection) -> bool:
+    return conn.execute(select(R.rid).where(R.type == "Endpoint", R.deleted.is_(False))
+                        .limit(1)).first() is not None
 
 
 def _registered(conn: Connection, sid: int, resource_type: str) -> Registered:
