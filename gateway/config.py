@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_include_results: int = Field(default=1000, ge=1)
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(
+        default=20, ge=1,
+        description="PostgreSQL connections kept per process; also the number of threads "
+        "that run blocking request work, so requests never open and close connections.")
     prepare_processes: int = Field(
         default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0, ge=0,
         description="Worker processes that validate and index request bodies beside the "

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # As many request threads as pooled connections: more threads would only open and
+        # close overflow connections under load (PostgreSQL forks a backend for each).
+        to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         await run_in_threadpool(preparer.start)
         async with in_process_worker(database, settings):  # sync: delivers notifications
             yield
