@@ -19,6 +19,7 @@ install: $(BIN)/.installed
 
 run: install
 	$(BIN)/gateway load examples/demo-bundle.json
+	$(BIN)/gateway import --no-progress examples/program/plans.ndjson examples/program/rosters.csv
 	$(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
 lint: install
