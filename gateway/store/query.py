@@ -16,6 +16,7 @@ conditional interactions and subscription matching alike.
 from __future__ import annotations
 
 import base64
+import sqlite3
 from dataclasses import dataclass, field
 from itertools import count as counter
 from typing import Any
@@ -30,6 +31,9 @@ from gateway.search.values import Value
 from gateway.store.indexer import normalize
 from gateway.store.tables import INDEX_TABLES
 
+# Where the read queries run: the caller's SQLAlchemy connection (its transaction), or the
+# reader's SQLite connection inside ``Reader.snapshot()``.
+Queryable = Connection | sqlite3.Connection
 # A fragment of SQL text and its positional parameters, in textual order.
 Sql = tuple[str, list[Any]]
 _TRUE: Sql = ("1=1", [])
@@ -324,7 +328,7 @@ def _base(request: SearchRequest, resource_type: str | None = None) -> Sql:
                  criteria_sql(request, resource_type=resource_type)])
 
 
-def run_page(conn: Connection, request: SearchRequest, *, bodies: bool = False) -> Page:
+def run_page(conn: Queryable, request: SearchRequest, *, bodies: bool = False) -> Page:
     """One page of matches; with ``bodies``, each row also carries the current version's
     (type, id, version_id, last_updated, body) in ``Page.rows``, saving a second query."""
     keys = _sort_keys(request)
@@ -368,7 +372,7 @@ def run_page(conn: Connection, request: SearchRequest, *, bodies: bool = False) 
     )
 
 
-def count(conn: Connection, request: SearchRequest) -> int:
+def count(conn: Queryable, request: SearchRequest) -> int:
     condition = _base(request)
     rows = execute(conn, f"SELECT COUNT(*) FROM resource r WHERE {condition[0]}", condition[1])
     return int(rows[0][0])
@@ -386,7 +390,7 @@ def matches(conn: Connection, request: SearchRequest, rid: int,
 
 # -- includes ------------------------------------------------------------------------------
 
-def included_rids(conn: Connection, includes: list[Include], rids: list[int],
+def included_rids(conn: Queryable, includes: list[Include], rids: list[int],
                   limit: int) -> list[int]:
     """Row ids of resources named by ``_include`` from the given resources."""
     if not rids or not includes:
@@ -401,7 +405,7 @@ def included_rids(conn: Connection, includes: list[Include], rids: list[int],
     return [r[0] for r in execute(conn, sql, params)]
 
 
-def revincluded_rids(conn: Connection, revincludes: list[Include], rids: list[int],
+def revincluded_rids(conn: Queryable, revincludes: list[Include], rids: list[int],
                      limit: int) -> list[int]:
     """Row ids of resources that refer to the given resources (``_revinclude``)."""
     if not rids or not revincludes:
@@ -428,11 +432,16 @@ def _include_condition(include: Include) -> Sql:
 
 # -- execution -----------------------------------------------------------------------------
 
-def execute(conn: Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """Run SQL written with ``?`` placeholders on the connection's DB-API cursor."""
-    dbapi = conn.connection.dbapi_connection
+def execute(conn: Queryable, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run SQL written with ``?`` placeholders on the DB-API cursor of ``conn``: a
+    SQLAlchemy connection, or the reader's own SQLite connection (store/reader.py)."""
+    if isinstance(conn, Connection):
+        dbapi = conn.connection.dbapi_connection
+        qmark = conn.dialect.paramstyle == "qmark"
+    else:
+        dbapi, qmark = conn, True
     assert dbapi is not None
-    if conn.dialect.paramstyle != "qmark":
+    if not qmark:
         sql = sql.replace("?", "%s")
     cursor = dbapi.cursor()
     try:

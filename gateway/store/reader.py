@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
@@ -61,6 +63,19 @@ class Reader:
             raise Gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion.",
                        headers={"ETag": f'W/"{version_id}"'})
         return row
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """The thread's SQLite connection inside one read transaction, so the queries of one
+        search (page, total, includes) all see the same committed state. Readers never wait
+        for the writer in WAL mode, and no pool checkout or rollback is needed."""
+        assert self._sqlite, "snapshots are for SQLite; PostgreSQL reads use the pool"
+        connection = self._connection()
+        connection.execute("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

@@ -60,6 +60,8 @@ class Repository:
     """Reads and writes resources on one connection; the caller owns the transaction."""
 
     def __init__(self, db: Database, connection: Connection, base_url: str = "") -> None:
+        """``connection`` may also be the reader's SQLite connection (``Reader.snapshot``),
+        for the search reads only (``search_page``, ``load_many``)."""
         self.db = db
         self.conn = connection
         self.base_url = base_url
