@@ -60,10 +60,12 @@ def _die_with_parent() -> None:
 
 def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
           cwd: Path | None = None, stdout: IO[bytes] | int | None = None,
-          stderr: IO[bytes] | int | None = None) -> subprocess.Popen[bytes]:
-    """Start a process in its own process group that dies with the benchmark."""
+          stderr: IO[bytes] | int | None = None,
+          stdin: IO[bytes] | int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """Start a process in its own process group that dies with the benchmark (``stdin`` is
+    only for generators the benchmark paces, e.g. ``subprocess.PIPE``)."""
     return subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,
-                            stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                            stdout=stdout, stderr=stderr, stdin=stdin,
                             start_new_session=True, preexec_fn=_die_with_parent)
 
 
@@ -154,6 +156,31 @@ def start_server(name: str, app: str, *, port: int, workers: int, env: Mapping[s
                     return server
             except httpx.TransportError:
                 pass
+            time.sleep(0.2)
+
+
+def start_tcp_server(name: str, argv: Sequence[str], *, port: int, env: Mapping[str, str],
+                     cwd: Path, cleanup: Cleanup, timeout: float = 90.0) -> Server:
+    """Start a server that is not HTTP (e.g. an MLLP listener) and wait until 127.0.0.1:
+    ``port`` accepts a connection. The probe connects and closes without sending a byte, which
+    a listener must take as an empty session, not as a message."""
+    log_path = cwd / f"{name}.log"
+    log = log_path.open("wb")
+    process = spawn(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = Server(name, process, port, log_path, list(argv))
+    cleanup.push(f"stop {name}", lambda: stop_group(process))
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise BenchError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{name} did not accept connections on port {port} within "
+                             f"{timeout:.0f} s:\n{server.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2.0):
+                return server
+        except OSError:
             time.sleep(0.2)
 
 

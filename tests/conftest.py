@@ -76,7 +76,8 @@ def database_url(tmp_path: Path, postgres_database: str | None) -> str:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # Bodies are prepared inline; tests/integration/test_preparation.py covers the pool.
-    return Settings(database_url=database_url, base_url=None, prepare_processes=0)
+    return Settings(database_url=database_url, base_url=None, prepare_processes=0,
+                    freeze_gc=False)
 
 
 @pytest.fixture
