@@ -164,6 +164,7 @@ class Router:
         with self.db.engine.connect() as conn:
             self.db.begin_write(conn)
             dropped = prune(conn, now - self.retention_seconds)
+            prune_outbox(conn, now - self.retention_seconds)
             conn.commit()
         return dropped
 
@@ -246,3 +247,12 @@ def prune(conn: Connection, before: float) -> int:
     conn.execute(delete(sync_attempt_table).where(A.delivery_id.in_(deliveries)))
     conn.execute(delete(sync_delivery_table).where(D.event_pk.in_(old)))
     return conn.execute(delete(sync_event_table).where(E.created_at < before)).rowcount
+
+
+def prune_outbox(conn: Connection, before: float) -> int:
+    """Drop outbox rows the router has consumed (at or below its cursor) and that are older
+    than the retention: their events live in the subscription logs, and every version
+    stays in ``resource_version``. Rows not yet routed are never touched."""
+    position = conn.execute(select(C.position).where(C.name == ROUTER)).scalar() or 0
+    return conn.execute(delete(outbox_table).where(
+        OB.seq <= position, OB.created_at < before)).rowcount

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from gateway.store.db import Database
 from gateway.store.tables import outbox_table, sync_event_table, sync_subscription_table
 from gateway.store.uow import UnitOfWork
-from gateway.sync.router import Router, prune
+from gateway.sync.router import Router, prune, prune_outbox
 from tests.conftest import BACKEND
 from tests.integration import sync_support as support
 from tests.integration.sync_support import encounter, new_patient, subscription
@@ -145,3 +145,19 @@ def test_outbox_rows_of_other_sources_are_routed(sync_app: Any, api: TestClient)
         assert conn.execute(select(outbox_table.c.seq)).first() is not None
     Router(db).run_until_idle()
     assert [i for _, _, i, _ in _events(db, everything)] == [created]
+
+
+def test_retention_prunes_routed_outbox_rows_only(sync_app: Any, api: TestClient) -> None:
+    db = sync_app.state.database
+    alice = new_patient(api)
+    api.post("/fhir/Encounter", json=encounter(alice))
+    Router(db).run_until_idle()
+    api.post("/fhir/Encounter", json=encounter(alice))  # committed, not routed yet
+    old = time.time() - 31 * 86400
+    with db.engine.begin() as conn:
+        conn.execute(outbox_table.update().values(created_at=old))
+        assert prune_outbox(conn, time.time() - 30 * 86400) == 2  # Patient, first Encounter
+    with db.engine.connect() as conn:
+        left = conn.execute(select(outbox_table.c.type)).scalars().all()
+    assert left == ["Encounter"]
+    assert Router(db).run_until_idle() == 1  # the unrouted row is still routed
