@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import profiling
-from bench.crud import PG_ADMIN_URL, RESULTS, ROOT, _raise_interrupt, write_json
+from bench.crud import PG_ADMIN_URL, RESULTS, ROOT, write_json
 from bench.servers import (
     BenchError,
     Cleanup,
@@ -67,6 +67,7 @@ from bench.servers import (
     postgres_backend_pids,
     process_cpu_seconds,
     run_checked,
+    run_with_cleanup,
     spawn,
     start_tcp_server,
     stop_group,
@@ -556,23 +557,7 @@ def run(args: argparse.Namespace, cleanup: Cleanup) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in signals}
-    cleanup = Cleanup()
-    try:
-        return run(args, cleanup)
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        for sig in signals:  # a second Ctrl-C must not cut the cleanup short
-            signal.signal(sig, signal.SIG_IGN)
-        cleanup.run()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return run_with_cleanup(lambda cleanup: run(args, cleanup))
 
 
 if __name__ == "__main__":

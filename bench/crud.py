@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -57,6 +56,7 @@ from bench.servers import (
     pg_sessions,
     postgres_backend_pids,
     run_checked,
+    run_with_cleanup,
     start_server,
     stop_group,
 )
@@ -491,31 +491,9 @@ def run(args: argparse.Namespace, cleanup: Cleanup) -> int:
     return 0
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    """SIGINT, SIGTERM and SIGHUP all end the run through the same cleanup - SIGINT too,
-    since a shell starting us in the background (``&``) would have it ignored."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in signals}
-    cleanup = Cleanup()
-    try:
-        return run(args, cleanup)
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        for sig in signals:  # a second Ctrl-C must not cut the cleanup short
-            signal.signal(sig, signal.SIG_IGN)
-        cleanup.run()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return run_with_cleanup(lambda cleanup: run(args, cleanup))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import httpx
@@ -49,6 +50,34 @@ class Cleanup:
                 action()
             except Exception as error:  # keep cleaning up the rest
                 print(f"cleanup: {name} failed: {error}", file=sys.stderr)
+
+
+def run_with_cleanup(run: Callable[[Cleanup], int]) -> int:
+    """Run a benchmark so that whatever ends it (success, a BenchError, Ctrl-C, SIGTERM,
+    SIGHUP) runs its cleanup exactly once and leaves no server or database behind."""
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in signals}
+    cleanup = Cleanup()
+    try:
+        return run(cleanup)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        for sig in signals:  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        cleanup.run()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    """SIGINT, SIGTERM and SIGHUP all end the run through the same cleanup - SIGINT too,
+    since a shell starting us in the background (``&``) would have it ignored."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _die_with_parent() -> None:

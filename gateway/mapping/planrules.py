@@ -13,25 +13,14 @@ from jsonschema import Draft202012Validator
 from gateway.mapping.conceptmaps import CodeTable, LayeredTable
 from gateway.mapping.issues import MappingFileError
 from gateway.mapping.planschema import load_validators
-from gateway.mapping.rules import _yaml
+from gateway.mapping.rules import RuleSet, load_code_tables, read_yaml
 
 
 @dataclass
-class FormatRules:
-    """The rules of one source format: its YAML, its schema validator, its code tables."""
+class FormatRules(RuleSet):
+    """The rules of one source format: its YAML, its code tables, its schema validator."""
 
-    rules: dict[str, Any]
-    validator: Draft202012Validator
-    tables: dict[str, LayeredTable]
-
-    def section(self, name: str) -> dict[str, Any]:
-        return self.rules.get(name) or {}
-
-    def table(self, name: str) -> LayeredTable:
-        try:
-            return self.tables[name]
-        except KeyError:
-            raise MappingFileError(f"unknown ConceptMap {name!r}") from None
+    validator: Draft202012Validator | None = None
 
     def system(self, kind: str, **values: str) -> str:
         """An identifier system of ``identifier_systems`` with ``{source}`` etc. filled in."""
@@ -49,15 +38,14 @@ class PlanMappings:
     @classmethod
     def load(cls, root: Path) -> PlanMappings:
         validators = load_validators(root / "schemas")
-        tables = {p.stem: CodeTable.load(p)
-                  for p in sorted((root / "conceptmaps").glob("*.json"))}
+        tables = load_code_tables(root / "conceptmaps")
         return cls(_format(root / "careplan" / "careplan.yaml", validators, tables),
                    _format(root / "careplan" / "careteam.yaml", validators, tables))
 
 
 def _format(path: Path, validators: dict[str, Draft202012Validator],
             tables: dict[str, CodeTable]) -> FormatRules:
-    rules = _yaml(path)
+    rules = read_yaml(path)
     schema = str(rules.get("schema"))
     if schema not in validators:
         raise MappingFileError(f"{path.name}: unknown schema {schema!r}")
@@ -65,8 +53,8 @@ def _format(path: Path, validators: dict[str, Draft202012Validator],
     missing = sorted(named - set(tables))
     if missing:
         raise MappingFileError(f"{path.name}: unknown ConceptMap {missing[0]!r}")
-    return FormatRules(rules, validators[schema],
-                       {name: LayeredTable([tables[name]]) for name in named})
+    return FormatRules(rules, {name: LayeredTable([tables[name]]) for name in named},
+                       validators[schema])
 
 
 def _rules(node: Any) -> list[dict[str, Any]]:

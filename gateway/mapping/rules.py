@@ -20,12 +20,11 @@ from gateway.mapping.v2message import FieldPath
 
 
 @dataclass
-class AdtRules:
-    """The ADT rules in force for one sending facility (shared rules + its overrides)."""
+class RuleSet:
+    """One mapping file's rules and the code tables they may name (every format's rules)."""
 
     rules: dict[str, Any]
     tables: dict[str, LayeredTable]
-    facility: str | None = None
 
     def section(self, name: str) -> dict[str, Any]:
         return self.rules.get(name) or {}
@@ -35,6 +34,13 @@ class AdtRules:
             return self.tables[name]
         except KeyError:
             raise MappingFileError(f"unknown ConceptMap {name!r}") from None
+
+
+@dataclass
+class AdtRules(RuleSet):
+    """The ADT rules in force for one sending facility (shared rules + its overrides)."""
+
+    facility: str | None = None
 
 
 @dataclass
@@ -49,12 +55,11 @@ class MappingSet:
 
     @classmethod
     def load(cls, root: Path) -> MappingSet:
-        adt = _yaml(root / "hl7v2" / "adt.yaml")
-        tables = {p.stem: CodeTable.load(p)
-                  for p in sorted((root / "conceptmaps").glob("*.json"))}
+        adt = read_yaml(root / "hl7v2" / "adt.yaml")
+        tables = load_code_tables(root / "conceptmaps")
         facilities = {}
         for path in sorted((root / "hl7v2" / "facilities").glob("*.yaml")):
-            data = _yaml(path)
+            data = read_yaml(path)
             facilities[str(data.get("facility") or path.stem)] = data
         mapping = cls(root, adt, facilities, tables)
         mapping.for_facility(None)
@@ -89,7 +94,12 @@ class MappingSet:
         return self.tables[name]
 
 
-def _yaml(path: Path) -> dict[str, Any]:
+def load_code_tables(folder: Path) -> dict[str, CodeTable]:
+    """Every ConceptMap of ``mappings/conceptmaps/``, by file name (without ``.json``)."""
+    return {p.stem: CodeTable.load(p) for p in sorted(folder.glob("*.json"))}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
