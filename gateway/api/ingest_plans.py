@@ -11,7 +11,6 @@ processes a stored document again.
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 import orjson
@@ -19,23 +18,20 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.api.hl7v2 import ingest
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.ingest.plans import CAREPLAN, CARETEAM, PlanIngest, PlanReply
-from gateway.ingest.setup import mappings_dir
 
 router = APIRouter(prefix="/ingest", tags=["Care plans and care teams"])
 _JSON = {"application/json", "application/fhir+json"}
-_lock = threading.Lock()
 
 
 def plan_ingest(request: Request) -> PlanIngest:
-    """The process's plan ingest, built on first use from the app's database."""
-    state = request.app.state
-    with _lock:
-        if getattr(state, "plan_ingest", None) is None:
-            base = (state.settings.base_url or "").rstrip("/")
-            state.plan_ingest = PlanIngest(state.database, state.fhir, mappings_dir(), base)
-    return state.plan_ingest
+    """The plan side of the process's one inbound service (shared with HL7 v2, so replay
+    and recovery see the same mappings)."""
+    plans = ingest(request).plans
+    assert plans is not None
+    return plans
 
 
 Ingest = Annotated[PlanIngest, Depends(plan_ingest)]

@@ -125,9 +125,12 @@ class Hl7v2Ingest:
 
     def process(self, message_id: int, message: V2Message | None = None, *,
                 replay: bool = False) -> Reply:
-        stored = self.inbox.get(message_id)
-        assert stored is not None
-        text = message.text if message is not None else decode(stored.raw)
+        if message is None:  # replay or recovery: the stored raw bytes
+            stored = self.inbox.get(message_id)
+            assert stored is not None
+            text = decode(stored.raw)
+        else:
+            text = message.text
         msh = InboundMsh.from_text(text)
         try:
             message = message or V2Message.parse(text)

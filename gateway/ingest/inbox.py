@@ -90,9 +90,9 @@ class Inbox:
             if existing is None:
                 raise
             return existing, False
-        found = self.get(int(new_id))
-        assert found is not None
-        return found, True
+        return StoredMessage(int(new_id), channel, sender, control_id, message_type, RECEIVED,
+                             None, None, None, None, values["received_at"], None,
+                             event_time, None, [], raw), True
 
     def store_rejected(self, raw: bytes, *, channel: str, error: str, location: str,
                        ack: str) -> StoredMessage:
