@@ -134,14 +134,21 @@ def patient(rules: FormatRules, source: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _party_identifiers(rules: FormatRules, party: dict[str, Any], kind: str,
+                       source: str) -> list[dict[str, Any]]:
+    """A party's NPI and its local id in the source system, whichever it has."""
+    identifiers = []
+    if party.get("npi"):
+        identifiers.append({"system": rules.system("npi"), "value": party["npi"]})
+    if party.get("id"):
+        identifiers.append({"system": rules.system(kind, source=source),
+                            "value": party["id"]})
+    return identifiers
+
+
 def organization(rules: FormatRules, org: dict[str, Any], source: str) -> dict[str, Any]:
     """An Organization by NPI, else by the source's local id."""
-    identifiers = []
-    if org.get("npi"):
-        identifiers.append({"system": rules.system("npi"), "value": org["npi"]})
-    if org.get("id"):
-        identifiers.append({"system": rules.system("organization", source=source),
-                            "value": org["id"]})
+    identifiers = _party_identifiers(rules, org, "organization", source)
     body: dict[str, Any] = {"resourceType": "Organization", "identifier": identifiers}
     if org.get("name"):
         body["name"] = org["name"]
@@ -150,12 +157,7 @@ def organization(rules: FormatRules, org: dict[str, Any], source: str) -> dict[s
 
 def practitioner(rules: FormatRules, person: dict[str, Any], source: str) -> dict[str, Any]:
     """A Practitioner by NPI, else by the source's local id (found, not duplicated)."""
-    identifiers = []
-    if person.get("npi"):
-        identifiers.append({"system": rules.system("npi"), "value": person["npi"]})
-    if person.get("id"):
-        identifiers.append({"system": rules.system("practitioner", source=source),
-                            "value": person["id"]})
+    identifiers = _party_identifiers(rules, person, "practitioner", source)
     body: dict[str, Any] = {"resourceType": "Practitioner", "identifier": identifiers}
     for key, value in (("name", human_name(person)), ("telecom", telecom(person))):
         if value:
