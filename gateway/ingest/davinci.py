@@ -79,10 +79,8 @@ class NotificationIngest:
                replay: bool) -> dict[str, Any]:
         with UnitOfWork(self.db, self.base) as uow:
             connection = uow.repository.conn
-            current = self.inbox.get(message_id, connection, lock=True)
-            assert current is not None
-            if current.status == ib.PROCESSED or (current.status != ib.RECEIVED
-                                                  and not replay):
+            current, due = self.inbox.claim(connection, message_id, replay=replay)
+            if not due:
                 return self._answer(current)
             late = self.inbox.newer_applied(connection, notification.visit_key,
                                             notification.timestamp, message_id)

@@ -169,10 +169,8 @@ class Hl7v2Ingest:
         visit = mapped.visit_key
         with UnitOfWork(self.db, self.base) as uow:
             connection = uow.repository.conn
-            current = self.inbox.get(message_id, connection, lock=True)
-            assert current is not None
-            if current.status == ib.PROCESSED or (current.status != ib.RECEIVED
-                                                  and not replay):
+            current, due = self.inbox.claim(connection, message_id, replay=replay)
+            if not due:
                 return self._stored_reply(current, msh)
             history = None
             if visit:

@@ -119,6 +119,16 @@ class Inbox:
                 row = own.execute(statement).first()
         return _stored(row) if row is not None else None
 
+    def claim(self, connection: Connection, message_id: int, *,
+              replay: bool) -> tuple[StoredMessage, bool]:
+        """Lock the message in the processing transaction; (row, True) when it is to be
+        processed now, (row, False) when it is settled: processed already, or failed and
+        this is not an explicit replay (a concurrent resend must not apply it twice)."""
+        current = self.get(message_id, connection, lock=True)
+        assert current is not None
+        settled = current.status == PROCESSED or (current.status != RECEIVED and not replay)
+        return current, not settled
+
     def find(self, sender: str | None, control_id: str | None) -> StoredMessage | None:
         with self.db.engine.connect() as connection:
             row = connection.execute(select(inbound_table).where(

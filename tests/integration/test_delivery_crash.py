@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.integration import sync_support as support
 from tests.integration.sync_support import (
     Received,
     ReceiverServer,
@@ -23,9 +22,6 @@ from tests.integration.sync_support import (
     subscription,
     wait_for,
 )
-
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
-receiver = support.receiver
 
 
 @contextmanager

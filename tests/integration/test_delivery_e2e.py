@@ -17,7 +17,6 @@ from gateway.config import get_settings
 from gateway.sync import queue
 from gateway.sync.router import Router
 from tests.conftest import free_port
-from tests.integration import sync_support as support
 from tests.integration.sync_support import (
     Receiver,
     ReceiverServer,
@@ -28,9 +27,6 @@ from tests.integration.sync_support import (
     subscription,
     wait_for,
 )
-
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
-receiver = support.receiver
 
 
 def _subscribe(api: TestClient, url: str, criteria: str = "Encounter") -> str:

@@ -16,10 +16,7 @@ from gateway.store.tables import outbox_table, sync_event_table, sync_subscripti
 from gateway.store.uow import UnitOfWork
 from gateway.sync.router import Router, prune, prune_outbox
 from tests.conftest import BACKEND
-from tests.integration import sync_support as support
 from tests.integration.sync_support import encounter, new_patient, subscription
-
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
 
 E = sync_event_table.c
 

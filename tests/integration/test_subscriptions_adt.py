@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from tests.integration import sync_support as support
 from tests.integration.sync_support import (
     ADMITTED,
     DISCHARGED,
@@ -21,8 +20,6 @@ from tests.integration.sync_support import (
     wait_for,
 )
 
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
-receiver = support.receiver
 SAMPLES = Path(__file__).parents[1] / "data" / "hl7v2"
 
 

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.sync.careteam import CARE_TEAM_TOPIC, FORMAT_SYSTEM
-from tests.integration import sync_support as support
 from tests.integration.sync_support import (
     ReceiverServer,
     WorkerThread,
@@ -20,8 +19,6 @@ from tests.integration.sync_support import (
     wait_for,
 )
 
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
-receiver = support.receiver
 PAST = {"start": "2020-01-01", "end": "2021-01-01"}
 
 

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from gateway.store.uow import UnitOfWork
 from gateway.sync import signing
 from gateway.sync.router import Router
-from tests.integration import sync_support as support
 from tests.integration.sync_support import (
     SECRETS,
     ReceiverServer,
@@ -24,8 +23,6 @@ from tests.integration.sync_support import (
     wait_for,
 )
 
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
-receiver = support.receiver
 GOOD = "Encounter?class=IMP"
 
 

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.sync.topics import BASE
-from tests.integration import sync_support as support
 from tests.integration.sync_support import (
     ADMITTED,
     BACKPORT,
@@ -23,9 +22,6 @@ from tests.integration.sync_support import (
     topic_subscription,
     wait_for,
 )
-
-api, sync_app, sync_settings = support.api, support.sync_app, support.sync_settings
-receiver = support.receiver
 
 
 def _create(api: TestClient, body: dict[str, Any]) -> str:
