@@ -50,5 +50,7 @@ def mllp_handler(ingest: InboundService, channel: str = "mllp") -> Handler:
 def run_mllp(ingest: InboundService, host: str, port: int) -> None:
     """Pick up messages left unprocessed, then listen until interrupted."""
     ingest.recover()
-    server = MllpServer(mllp_handler(ingest), host, port)
+    database = ingest.inbox.db
+    concurrency = 1 if database.is_sqlite else database.pool_size
+    server = MllpServer(mllp_handler(ingest), host, port, concurrency=concurrency)
     asyncio.run(server.serve_forever())

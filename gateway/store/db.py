@@ -29,6 +29,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.pool_size = pool_size
         self.engine = self._sqlite_engine() if self.is_sqlite else self._pg_engine(pool_size)
         self.statements = Statements(self.engine.dialect.name)
         # One writer at a time per process on SQLite: threads queue on this lock instead of
