@@ -239,11 +239,8 @@ class FhirService:
     def search(self, base: str, resource_type: str, params: list[tuple[str, str]], *,
                strict: bool = False) -> Result:
         request = self.parse(base, resource_type, params, strict)
-        if self.db.is_sqlite:  # no pool checkout, no rollback: a read snapshot
-            with self.db.reader.snapshot() as connection:
-                repo = Repository(self.db, connection, base)
-                return res.Result(200, body=self._searchset(repo, base, request, params))
-        with ReadSession(self.db, base) as repo:
+        with self.db.reader.snapshot() as connection:  # no pool checkout: a read snapshot
+            repo = Repository(self.db, connection, base)
             return res.Result(200, body=self._searchset(repo, base, request, params))
 
     def _searchset(self, repo: Repository, base: str, request: SearchRequest,

@@ -22,6 +22,7 @@ from itertools import count as counter
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy.engine import Connection
 
 from gateway.errors import InvalidRequest
@@ -32,8 +33,8 @@ from gateway.store.indexer import normalize
 from gateway.store.tables import INDEX_TABLES
 
 # Where the read queries run: the caller's SQLAlchemy connection (its transaction), or the
-# reader's SQLite connection inside ``Reader.snapshot()``.
-Queryable = Connection | sqlite3.Connection
+# reader's own DB-API connection inside ``Reader.snapshot()`` (SQLite or PostgreSQL).
+Queryable = Connection | sqlite3.Connection | psycopg.Connection[Any]
 # A fragment of SQL text and its positional parameters, in textual order.
 Sql = tuple[str, list[Any]]
 _TRUE: Sql = ("1=1", [])
@@ -439,7 +440,7 @@ def execute(conn: Queryable, sql: str, params: list[Any]) -> list[tuple[Any, ...
         dbapi = conn.connection.dbapi_connection
         qmark = conn.dialect.paramstyle == "qmark"
     else:
-        dbapi, qmark = conn, True
+        dbapi, qmark = conn, isinstance(conn, sqlite3.Connection)
     assert dbapi is not None
     if not qmark:
         sql = sql.replace("?", "%s")

@@ -32,6 +32,9 @@ _VERSION = (
     "WHERE type = %s AND id = %s AND version_id = %s"
 )
 
+_BEGIN_SQLITE = "BEGIN"
+_BEGIN_POSTGRES = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
 
 class Reader:
     """Runs the point-read SQL on a per-thread autocommit connection."""
@@ -66,16 +69,30 @@ class Reader:
 
     @contextmanager
     def snapshot(self) -> Iterator[Any]:
-        """The thread's SQLite connection inside one read transaction, so the queries of one
-        search (page, total, includes) all see the same committed state. Readers never wait
-        for the writer in WAL mode, and no pool checkout or rollback is needed."""
-        assert self._sqlite, "snapshots are for SQLite; PostgreSQL reads use the pool"
+        """The thread's connection inside one read-only transaction, so the queries of one
+        search (page, total, includes) all see the same committed state. No pool checkout
+        and no ORM: on SQLite (WAL) readers never wait for the writer; on PostgreSQL the
+        transaction is REPEATABLE READ, one snapshot for all its statements."""
         connection = self._connection()
-        connection.execute("BEGIN")
+        try:
+            connection.execute(_BEGIN_SQLITE if self._sqlite else _BEGIN_POSTGRES)
+        except self._engine.dialect.loaded_dbapi.OperationalError:
+            # A dropped connection (database restarted): reconnect once, then give up.
+            self._discard()
+            connection = self._connection()
+            connection.execute(_BEGIN_SQLITE if self._sqlite else _BEGIN_POSTGRES)
         try:
             yield connection
-        finally:
-            connection.execute("COMMIT")
+        except BaseException:
+            self._end(connection, "ROLLBACK")
+            raise
+        self._end(connection, "COMMIT")
+
+    def _end(self, connection: Any, statement: str) -> None:
+        try:
+            connection.execute(statement)
+        except self._engine.dialect.loaded_dbapi.Error:
+            self._discard()  # a broken connection is not handed out again
 
     def close(self) -> None:
         with self._lock:
