@@ -9,6 +9,7 @@ figure can be traced back to encounters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,28 +48,28 @@ def inpatient_discharges(visits: list[Visit], period: Period) -> list[tuple[str,
 def readmissions(visits: list[Visit], period: Period) -> list[Case]:
     """30-day all-cause readmission (close to HEDIS PCR): index stays discharged in the
     period; hit when an unplanned inpatient admission starts 1-30 days after discharge."""
-    cases = []
-    for month, index in inpatient_discharges(visits, period):
-        if index.expired:
-            cases.append(Case(month, index.reference, False, excluded="died"))
-            continue
-        found = _first_after(index, visits, READMISSION_DAYS, _is_unplanned_admission)
-        evidence = {"readmission": found[0].reference, "days": found[1]} if found else {}
-        cases.append(Case(month, index.reference, found is not None, evidence))
-    return cases
+    return _after_discharges(visits, period, READMISSION_DAYS, _is_unplanned_admission,
+                             "readmission")
 
 
 def follow_ups(visits: list[Visit], period: Period, days: int) -> list[Case]:
     """Follow-up within ``days`` (close to HEDIS TRC patient engagement / FUH): inpatient
     discharges in the period; hit when a finished ambulatory visit starts 1..days days
     after the discharge date."""
+    return _after_discharges(visits, period, days, _is_ambulatory_visit, "visit")
+
+
+def _after_discharges(visits: list[Visit], period: Period, days: int,
+                      accept: Callable[[Visit], bool], label: str) -> list[Case]:
+    """A case per inpatient discharge in the period (stays ended in death excluded), hit
+    when a visit ``accept`` takes follows within ``days``; evidence names it as ``label``."""
     cases = []
     for month, stay in inpatient_discharges(visits, period):
         if stay.expired:
             cases.append(Case(month, stay.reference, False, excluded="died"))
             continue
-        found = _first_after(stay, visits, days, _is_ambulatory_visit)
-        evidence = {"visit": found[0].reference, "days": found[1]} if found else {}
+        found = _first_after(stay, visits, days, accept)
+        evidence = {label: found[0].reference, "days": found[1]} if found else {}
         cases.append(Case(month, stay.reference, found is not None, evidence))
     return cases
 
@@ -82,7 +83,7 @@ def _is_ambulatory_visit(candidate: Visit) -> bool:
 
 
 def _first_after(stay: Visit, visits: list[Visit], days: int,
-                 accept: Any) -> tuple[Visit, int] | None:
+                 accept: Callable[[Visit], bool]) -> tuple[Visit, int] | None:
     """The earliest visit ``accept`` takes that starts 1..days calendar days after the
     stay's discharge date (a same-day start is a transfer, not a new event)."""
     assert stay.end is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir.dates import period_range
 from gateway.fhir.references import parse_reference
 from gateway.store import careteams
@@ -60,8 +60,8 @@ def patients(repo: Repository, panel: Panel, period: Period) -> list[str]:
     if panel.kind == "patient":
         assert panel.reference is not None
         if careteams.read_reference(repo, panel.reference) is None:
-            raise InvalidRequest(f"{panel.reference} is not a known patient.",
-                                 expression=["patient"], status=404, code="not-found")
+            raise NotFound(f"{panel.reference} is not a known patient.",
+                           expression=["patient"])
         return [panel.reference]
     window = _window(period)
     found = set()

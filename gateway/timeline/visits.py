@@ -73,5 +73,5 @@ def _date(value: Any) -> date | None:
 
 
 def _has_code(concept: Any, code: str) -> bool:
-    codings = (concept or {}).get("coding") or [] if isinstance(concept, dict) else []
+    codings = concept.get("coding") or [] if isinstance(concept, dict) else []
     return any(isinstance(c, dict) and c.get("code") == code for c in codings)
