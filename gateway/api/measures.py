@@ -27,6 +27,10 @@ from gateway.timeline.period import parse_period
 
 router = APIRouter(tags=["Measures"])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+LABELS = {"ed_visits": "ED visits", "inpatient_admissions": "Inpatient admissions",
+          "readmission_30d": "30-day readmission", "follow_up_7d": "Follow-up within 7 days",
+          "follow_up_30d": "Follow-up within 30 days",
+          "pcp_notification_hours": "Hours to PCP notification (median)"}
 
 Period = Annotated[str | None, Query(
     description="YYYY-MM or YYYY-MM..YYYY-MM (whole months, both included; at most 36); "
@@ -84,7 +88,7 @@ async def measures_csv(request: Request, period: Period = None,
 async def measures_page(request: Request, period: Period = None,
                         organization: Organization = None, practitioner: Practitioner = None,
                         patient: Patient = None) -> Response:
-    context: dict[str, Any] = {"kinds": KINDS, "query": request.url.query,
+    context: dict[str, Any] = {"kinds": KINDS, "labels": LABELS, "query": request.url.query,
                                "form": {"period": period or "", "organization": organization
                                         or "", "practitioner": practitioner or "",
                                         "patient": patient or ""}}

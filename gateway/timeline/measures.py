@@ -46,7 +46,8 @@ def report(repo: Repository, period: Period, panel: Panel,
         for name, items in found.items():
             totals[name].extend(items)
         plans.extend(held)
-        rows.append({"patient": patient, "measures": figures(found, period),
+        rows.append({"patient": patient, "name": display_name(repo, patient),
+                     "measures": figures(found, period),
                      "plan_version_current": notified.share(held)})
     return {"period": period.text(), "months": period.months, "panel": panel.describe(),
             "patient_count": len(rows), "measures": figures(totals, period),
@@ -68,6 +69,17 @@ def patient_cases(repo: Repository, patient: str, period: Period,
         "pcp_notification_hours": notified.pcp_notifications(repo, visits, period, teams),
     }
     return found, notified.plan_holders(repo, patient, teams, now)
+
+
+def display_name(repo: Repository, patient: str) -> str | None:
+    """The patient's first name as people read it (HumanName.text, else given + family)."""
+    stored = careteams.read_reference(repo, patient)
+    names = stored.json().get("name") or [] if stored is not None else []
+    if not names:
+        return None
+    name = names[0]
+    text = name.get("text") or " ".join([*name.get("given", []), name.get("family", "")])
+    return str(text).strip() or None
 
 
 def figures(found: CaseMap, period: Period) -> dict[str, Any]:

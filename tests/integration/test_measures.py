@@ -144,6 +144,7 @@ def test_organization_panel_counts_and_rates(fixture: TestClient) -> None:
 def test_each_patient_has_its_own_figures(fixture: TestClient) -> None:
     report = _get(fixture, period=PERIOD, organization="north")
     rows = {p["patient"]: p["measures"] for p in report["patients"]}
+    assert [p["name"] for p in report["patients"]] == ["a", "b", "c", "d"]
     assert rows["Patient/b"]["ed_visits"]["total"]["count"] == 1
     assert rows["Patient/b"]["readmission_30d"]["total"]["numerator"] == 0
     assert rows["Patient/b"]["readmission_30d"]["total"]["denominator"] == 2
