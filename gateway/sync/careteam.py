@@ -32,10 +32,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.errors import GatewayError, UnprocessableResource
-from gateway.fhir.dates import period_range
-from gateway.fhir.references import parse_reference
-from gateway.search.request import SearchRequest, parse_search
-from gateway.store import query
+from gateway.store import careteams
 from gateway.store.db import Database
 from gateway.store.repository import Repository
 from gateway.store.tables import sync_subscription_table
@@ -48,7 +45,6 @@ NOT_YET = ("rest-write", "davinci-message")
 CARE_TEAM_TOPIC = BASE + "care-team-patient"
 _TRANSITIONS = [TOPICS[BASE + code] for code in
                 ("encounter-admitted", "encounter-discharged", "encounter-transferred")]
-_MAX_TEAMS = 200
 
 
 @dataclass(frozen=True)
@@ -103,60 +99,13 @@ def notifies(resource_type: str, before: Body, after: Body) -> bool:
 def endpoints_for(repo: Repository, patient: str, now: float) -> dict[int, tuple[str, Any]]:
     """Endpoint rid -> (id, body) for the current members of the patient's care teams."""
     found: dict[int, tuple[str, Any]] = {}
-    for team in _search(repo, "CareTeam", [("patient", patient)]):
-        if team.get("status", "active") != "active":
-            continue
-        for member in _current_members(team, now):
-            for endpoint in _member_endpoints(repo, member):
-                stored = _read(repo, endpoint)
+    for team in careteams.patient_teams(repo, patient):
+        for member in careteams.current_members(team, now):
+            for endpoint in careteams.member_endpoints(repo, member):
+                stored = careteams.read_reference(repo, endpoint)
                 if stored is not None:
                     found[stored.rid] = (stored.id, stored.json())
     return found
-
-
-def _search(repo: Repository, resource_type: str, params: list[tuple[str, str]]
-            ) -> list[dict[str, Any]]:
-    request: SearchRequest = parse_search(resource_type, params, base_url=repo.base_url)
-    request.count = _MAX_TEAMS
-    page = query.run_page(repo.conn, request)
-    return [stored.json() for stored in repo.load_many(page.rids).values()]
-
-
-def _current_members(team: dict[str, Any], now: float) -> list[str]:
-    members = []
-    for participant in team.get("participant") or []:
-        span = period_range(participant.get("period") or {})
-        if span is not None and not span[0] <= now <= span[1]:
-            continue
-        reference = (participant.get("member") or {}).get("reference")
-        if isinstance(reference, str):
-            members.append(reference)
-    return members
-
-
-def _member_endpoints(repo: Repository, member: str) -> list[str]:
-    parsed = parse_reference(member)
-    if parsed is None:
-        return []
-    if parsed.type == "Practitioner":
-        roles = _search(repo, "PractitionerRole", [("practitioner", f"Practitioner/{parsed.id}")])
-    elif parsed.type in ("Organization", "PractitionerRole"):
-        stored = _read(repo, f"{parsed.type}/{parsed.id}")
-        roles = [stored.json()] if stored is not None else []
-    else:
-        return []
-    return [e["reference"] for role in roles for e in role.get("endpoint") or []
-            if isinstance(e, dict) and isinstance(e.get("reference"), str)]
-
-
-def _read(repo: Repository, reference: str) -> Any:
-    parsed = parse_reference(reference)
-    if parsed is None:
-        return None
-    try:
-        return repo.read(parsed.type, parsed.id)
-    except GatewayError:  # not found, deleted
-        return None
 
 
 # -- the registry rows of Endpoints --------------------------------------------------------
