@@ -31,6 +31,7 @@ from gateway.store.tables import (
     sync_subscription_table,
     version_table,
 )
+from gateway.sync.careteam import CARE_TEAM_TOPIC
 from gateway.sync.retry import ErrorKind, RetryPolicy
 
 D = sync_delivery_table.c
@@ -233,7 +234,11 @@ def _reschedule(conn: Connection, job: Job, outcome: Outcome, first: float,
 def _set_status(conn: Connection, db: Database, job: Job, status: str, error: str | None,
                 base_url: str, *, expect: str | None) -> None:
     """Move the Subscription resource (and its registry row) to ``status``
-    (subscription.html#2.46.7.1), unless the subscriber changed it meanwhile."""
+    (subscription.html#2.46.7.1), unless the subscriber changed it meanwhile. A care-team
+    Endpoint's row names an Endpoint, not a Subscription: its failures stay on the delivery
+    records, and a Subscription that happens to share its id is left alone."""
+    if job.topic == CARE_TEAM_TOPIC:
+        return
     repo = Repository(db, conn, base_url)
     row = repo.current_row("Subscription", job.subscription_id, lock=True)
     if row is None or row.deleted:

@@ -10,12 +10,15 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.api.app import create_app
 from gateway.sync.careteam import CARE_TEAM_TOPIC, FORMAT_SYSTEM
 from tests.integration.sync_support import (
     ReceiverServer,
     WorkerThread,
     encounter,
+    fast_settings,
     new_patient,
+    subscription,
     wait_for,
 )
 
@@ -108,3 +111,34 @@ def test_current_care_team_members_hear_transitions_and_plan_changes(
     assert bundle["entry"][1]["resource"]["id"] == stay["id"]
     listed = api.get("/sync/deliveries", params={"status": "delivered"}).json()
     assert {d["subscription"].split("/")[0] for d in listed} == {"Endpoint"}
+
+
+def test_a_failing_endpoint_leaves_a_subscription_with_the_same_id_alone(
+        database_url: str, receiver: ReceiverServer) -> None:
+    """Client-assigned ids may coincide across types: giving up on Endpoint/shared must
+    not put Subscription/shared in error."""
+    settings = fast_settings(database_url, delivery_give_up_seconds=0.3)
+    application = create_app(settings)
+    try:
+        with TestClient(application, base_url="http://testserver") as api, \
+                WorkerThread(application.state.database, settings):
+            alice = new_patient(api)
+            sub = dict(subscription(receiver.url + "/sub", "Encounter?class=IMP"), id="shared")
+            assert api.put("/fhir/Subscription/shared", json=sub).status_code == 201
+            wait_for(lambda: api.get("/fhir/Subscription/shared").json()["status"] == "active",
+                     what="the handshake")
+            dead = dict(endpoint("http://127.0.0.1:9/closed"), id="shared")
+            assert api.put("/fhir/Endpoint/shared", json=dead).status_code == 201
+            practice = _create(api, {"resourceType": "Organization", "name": "Closed Practice",
+                                     "endpoint": [{"reference": "Endpoint/shared"}]})
+            _create(api, {"resourceType": "CareTeam", "status": "active",
+                          "subject": {"reference": f"Patient/{alice}"},
+                          "participant": [{"member": {"reference":
+                                                      f"Organization/{practice}"}}]})
+            api.post("/fhir/Encounter", json=encounter(alice))
+            wait_for(lambda: api.get("/sync/deliveries", params={"status": "failed"}).json(),
+                     what="the endpoint delivery to fail")
+            wait_for(lambda: len(receiver.receiver.accepted()) == 1, what="the subscriber")
+            assert api.get("/fhir/Subscription/shared").json()["status"] == "active"
+    finally:
+        application.state.database.dispose()
