@@ -22,8 +22,9 @@ PAGE = 200
 
 
 def search_all(repo: Repository, resource_type: str, params: list[tuple[str, str]],
-               limit: int | None = PAGE) -> list[dict[str, Any]]:
-    """Bodies of the resources a search matches: the first ``limit`` (every page when None)."""
+               limit: int | None = None) -> list[dict[str, Any]]:
+    """Bodies of the resources a search matches: every page, or the first ``limit``. Routing
+    reads them all: a member left out would silently miss its patient's notifications."""
     request: SearchRequest = parse_search(resource_type, params, base_url=repo.base_url)
     request.count = min(limit or PAGE, PAGE)
     found: list[dict[str, Any]] = []

@@ -58,7 +58,7 @@ def patient_cases(repo: Repository, patient: str, period: Period,
                   now: float) -> tuple[CaseMap, list[dict[str, Any]]]:
     """One patient's cases per measure, and the care-team holders of their current plans."""
     visits = [visit(body, patient) for body in
-              careteams.search_all(repo, "Encounter", [("patient", patient)], limit=None)]
+              careteams.search_all(repo, "Encounter", [("patient", patient)])]
     teams = careteams.patient_teams(repo, patient)
     found = {
         "ed_visits": c.visits_of_class(visits, period, "EMER"),

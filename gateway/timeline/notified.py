@@ -132,7 +132,7 @@ def plan_holders(repo: Repository, patient: str, teams: list[dict[str, Any]],
     reachable = {m: rids for m in sorted(members) if (rids := endpoint_rids(repo, m))}
     plans = []
     for plan in careteams.search_all(repo, "CarePlan", [("patient", patient),
-                                                         ("status", "active")], limit=None):
+                                                         ("status", "active")]):
         version = int(plan["meta"]["versionId"])
         rows = [{"member": member, "endpoints": sorted(rids.values()),
                  "holds": any(d.version_id == version for d in

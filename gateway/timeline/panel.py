@@ -65,7 +65,7 @@ def patients(repo: Repository, panel: Panel, period: Period) -> list[str]:
         return [panel.reference]
     window = _window(period)
     found = set()
-    for team in careteams.search_all(repo, "CareTeam", [], limit=None):
+    for team in careteams.search_all(repo, "CareTeam", []):
         subject = _local((team.get("subject") or {}).get("reference"))
         if subject and subject.startswith("Patient/") and _counts(team, panel, window):
             found.add(subject)
