@@ -19,6 +19,7 @@ from gateway.api.media import ContentNegotiation
 from gateway.api.preparation import Preparer
 from gateway.api.sync import operations as subscription_operations
 from gateway.api.sync import router as sync_router
+from gateway.api.timeline import router as timeline_router
 from gateway.config import Settings, get_settings
 from gateway.fhir.searchparams import registry
 from gateway.rest.interactions import FhirService, Limits
@@ -79,5 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hl7v2_router)
     app.include_router(sync_router)
     app.include_router(ingest_plans.router)
+    app.include_router(timeline_router)
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))
     return app
