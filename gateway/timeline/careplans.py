@@ -7,6 +7,7 @@ else its detail's code or description), including each inline activity's ``detai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.timeline import describe as d
@@ -17,45 +18,68 @@ from gateway.timeline.sources import Version
 def careplan_entries(versions: list[Version], names: d.Names) -> list[Entry]:
     """One entry per version of one CarePlan (oldest first)."""
     entries: list[Entry] = []
-    previous: dict[str, Any] | None = None
+    previous: _Shape | None = None
     for version in versions:
         if version.deleted:
             entries.append(Entry(version.last_updated, "careplan.deleted", "Care plan deleted",
                                  version.reference, version.last_updated, WARNING))
             previous = None
             continue
-        entries.append(_entry(previous, version, names))
-        previous = version.body
+        shape = _Shape.of(version.body, names)
+        entries.append(_entry(previous, shape, version))
+        previous = shape
     return entries
 
 
-def _entry(previous: dict[str, Any] | None, version: Version, names: d.Names) -> Entry:
-    body = version.body
+@dataclass(frozen=True)
+class _Shape:
+    """What the diff compares, read once per version."""
+
+    body: dict[str, Any]
+    refs: dict[str, dict[str, str]]
+    activities: dict[str, tuple[str, str]]
+
+    @classmethod
+    def of(cls, body: dict[str, Any], names: d.Names) -> _Shape:
+        return cls(body, {key: _refs(body, key, names) for key in _REFERENCE_LISTS},
+                   _activities(body, names))
+
+
+_REFERENCE_LISTS = {"goal": "Goal", "addresses": "Problem", "careTeam": "Care team"}
+
+
+def _entry(previous: _Shape | None, shape: _Shape, version: Version) -> Entry:
+    body = shape.body
     title = body.get("title") or "Care plan"
     if previous is None:
-        details = tuple(f"Goal: {n}" for n in _refs(body, "goal", names).values()) + tuple(
-            f"Activity: {label}" for label, _ in _activities(body, names).values())
+        details = tuple(f"Goal: {n}" for n in shape.refs["goal"].values()) + tuple(
+            f"Activity: {label}" for label, _ in shape.activities.values())
         return Entry(version.last_updated, "careplan.created",
                      f"{title} created ({body.get('status', 'unknown')})", version.reference,
                      version.last_updated, NEUTRAL, details)
-    changes = diff(previous, body, names)
+    changes = _diff(previous, shape)
     summary = f"{title} updated: " + "; ".join(_counts(changes)) if changes else \
         f"{title} updated (no change to its goals, activities or status)"
-    tone = WARNING if body.get("status") != previous.get("status") else NEUTRAL
+    tone = WARNING if body.get("status") != previous.body.get("status") else NEUTRAL
     return Entry(version.last_updated, "careplan.changed", summary, version.reference,
                  version.last_updated, tone, tuple(changes))
 
 
 def diff(old: dict[str, Any], new: dict[str, Any], names: d.Names) -> list[str]:
     """Lines describing how ``new`` differs from ``old``."""
+    return _diff(_Shape.of(old, names), _Shape.of(new, names))
+
+
+def _diff(old_shape: _Shape, new_shape: _Shape) -> list[str]:
+    old, new = old_shape.body, new_shape.body
     lines = [f"{label} changed: {old.get(key) or '-'} → {new.get(key) or '-'}"
              for key, label in (("status", "Status"), ("intent", "Intent"), ("title", "Title"))
              if old.get(key) != new.get(key)]
     if (old.get("period") or {}) != (new.get("period") or {}):
         lines.append(f"Period changed: {_period(old)} → {_period(new)}")
-    for key, label in (("goal", "Goal"), ("addresses", "Problem"), ("careTeam", "Care team")):
-        lines += _set_changes(label, _refs(old, key, names), _refs(new, key, names))
-    lines += _activity_changes(_activities(old, names), _activities(new, names))
+    for key, label in _REFERENCE_LISTS.items():
+        lines += _set_changes(label, old_shape.refs[key], new_shape.refs[key])
+    lines += _activity_changes(old_shape.activities, new_shape.activities)
     return lines
 
 

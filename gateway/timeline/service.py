@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.fhir.references import iter_reference_holders, parse_reference
+from gateway.fhir.references import parse_reference
 from gateway.store.db import Database
 from gateway.timeline import describe as d
 from gateway.timeline.careplans import careplan_entries
@@ -133,13 +133,33 @@ def _names(conn: Any, versions: dict[str, list[Version]], extra: list[str]) -> d
     return names
 
 
+# Where each timeline type names the people, places and things its summaries mention.
+_NAMED_PATHS = {"Encounter": (("serviceProvider",), ("location", "location")),
+                "CarePlan": (("goal",), ("addresses",), ("careTeam",)),
+                "CareTeam": (("participant", "member"),),
+                "Task": (("owner",),)}
+
+
 def _referenced(versions: dict[str, list[Version]]) -> set[str]:
+    """References the summaries name, taken from the elements they read (not a walk over
+    every element of every version)."""
     refs: set[str] = set()
-    for history in versions.values():
+    for key, history in versions.items():
+        paths = _NAMED_PATHS[key.split("/", 1)[0]]
         for version in history:
-            refs.update(h["reference"] for h in iter_reference_holders(version.body)
-                        if not h.get("display"))
+            for path in paths:
+                refs.update(_references_at(version.body, path))
     return refs
+
+
+def _references_at(node: Any, path: tuple[str, ...]) -> list[str]:
+    for step in path:
+        items = node if isinstance(node, list) else [node]
+        node = [v for item in items if isinstance(item, dict)
+                for v in ([item[step]] if isinstance(item.get(step), dict)
+                          else item.get(step) or [])]
+    return [n["reference"] for n in node if isinstance(n.get("reference"), str)
+            and not n.get("display")]
 
 
 def _since(value: str | None) -> float:
