@@ -105,8 +105,15 @@ def _counts(changes: list[str]) -> list[str]:
         if not change.startswith("Status changed"):
             head = change.split(":", 1)[0].lower()
             counted[head] = counted.get(head, 0) + 1
-    out += [f"{n} {head}" if n > 1 else head for head, n in counted.items()]
+    out += [f"{n} {_plural(head)}" if n > 1 else head for head, n in counted.items()]
     return out
+
+
+def _plural(head: str) -> str:
+    """"activity added" -> "activities added"."""
+    noun, _, rest = head.partition(" ")
+    noun = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{noun} {rest}".strip()
 
 
 def _refs(body: dict[str, Any], key: str, names: d.Names) -> dict[str, str]:

@@ -50,7 +50,7 @@ def test_care_plan_versions_carry_a_readable_diff(client: TestClient) -> None:
         "Goal added: No readmission in 30 days",
         "Activity added: Follow-up visit within 7 days (due 2026-11-21)",
         "Activity added: Weekly weight check"]
-    assert changed["summary"] == "Transitional care plan updated: goal added; 2 activity added"
+    assert changed["summary"] == "Transitional care plan updated: goal added; 2 activities added"
 
 
 def test_care_team_joins_and_leaves(client: TestClient) -> None:
