@@ -28,8 +28,11 @@ def chromium_path() -> str | None:
     return next((found for name in CANDIDATES if (found := shutil.which(name))), None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per test module. Playwright's sync API keeps an asyncio loop running on
+    this thread while it is open, so it must close before other modules' tests run
+    ``asyncio.run`` in the same process."""
     executable = chromium_path()
     if executable is None:
         message = ("no chromium found (apt-get install chromium, or `make install` as root; "
