@@ -20,7 +20,8 @@ class TimelineEntry(BaseModel):
     """One thing that happened to the patient."""
 
     time: str = Field(description="When it happened (FHIR instant, UTC)")
-    kind: str = Field(description="encounter.admitted, encounter.transferred, "
+    kind: str = Field(description="encounter.arrived, encounter.admitted, "
+                                  "encounter.transferred, "
                                   "encounter.discharged, encounter.visit, encounter.cancelled, "
                                   "encounter.discharge-cancelled, careplan.created, "
                                   "careplan.changed, careplan.deleted, careteam.joined, "

@@ -74,6 +74,9 @@ def _transitions(previous: Version | None, version: Version, names: d.Names) -> 
                        f"Discharge from {_facility(body, names)} cancelled; visit open again")]
     if status == "in-progress":
         return [_admitted(version, names)]
+    if status in ("arrived", "triaged"):
+        return [_entry(version, "encounter.arrived", _start(version), WARNING,
+                       f"Arrived ({_label(body)}) at {_facility(body, names)}")]
     if status == "entered-in-error":
         return [_entry(version, "encounter.cancelled", version.last_updated, WARNING,
                        f"Visit at {_facility(body, names)} cancelled (entered in error)")]

@@ -64,6 +64,7 @@ class PatientPage:
     team: list[tuple[str, str]]  # (member, since)
     follow_ups: list[FollowUp]
     timeline: list[Entry]
+    total: int  # timeline entries in all; the page shows the newest ``len(timeline)``
 
 
 @dataclass
@@ -115,7 +116,7 @@ def patient_page(db: Any, patient_id: str, *, now: float | None = None,
         patient, (plan or {}).get("title") or ("Care plan" if plan else None),
         (plan or {}).get("status"), [_goal(r, goals) for r in (plan or {}).get("goal") or []],
         _activities(plan or {}, tasks, data.names, now), _team(data),
-        _follow_ups(tasks, data.names, now), data.entries[:limit])
+        _follow_ups(tasks, data.names, now), data.entries[:limit], len(data.entries))
 
 
 def panel(service: FhirService, coordinator: str | None, *, within_days: int = 30,

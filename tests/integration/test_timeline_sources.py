@@ -64,3 +64,13 @@ def test_notifications_delivered_and_failed_per_recipient(sync_app: Any,
     assert failed["summary"] == (f"Encounter change not delivered to Subscription/{ids[1]} "
                                  f"({gone.url}): HTTP 410")
     assert failed["tone"] == "bad"
+
+
+def test_an_emergency_registration_is_an_arrival(client: TestClient) -> None:
+    assert str(ack_of(post(client, sample("south_a04_v23")).content)["MSA.F1"]) == "AA"
+    visit = encounter(client, "urn:hl7v2:authority:SOUTH|S-ENC-4410")
+    arrived, = [e for e in _entries(client, visit["subject"]["reference"])
+                if e["kind"] == "encounter.arrived"]
+    assert arrived["summary"] == "Arrived (emergency) at SOUTH"
+    assert arrived["time"].startswith("2024-03-16T03:10")  # 22:10 -05:00
+    assert arrived["reference"] == f"Encounter/{visit['id']}/_history/1"
