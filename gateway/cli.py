@@ -1,4 +1,4 @@
-"""The ``gateway`` command line: serve, migrate, load."""
+"""The ``gateway`` command line: serve, demo, migrate, load."""
 
 from __future__ import annotations
 
@@ -51,6 +51,29 @@ def serve(
     uvicorn.run("gateway.app:create_app", factory=True, host=host, port=port, workers=workers,
                 loop="uvloop", http="httptools", log_level=settings.log_level,
                 access_log=False)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    load_only: Annotated[bool, typer.Option("--load-only",
+                                            help="Load the demo data, do not serve.")] = False,
+) -> None:
+    """Load the demo data (examples/) into the database, then serve the coordinator pages."""
+    from gateway.demo import load_demo
+
+    _setup_logging()
+    try:
+        load_demo(get_settings(), echo=typer.echo)
+    except (FileNotFoundError, RuntimeError) as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+    if load_only:
+        return
+    typer.echo(f"Coordinator pages: http://{host}:{port}/   "
+               f"(try http://{host}:{port}/patients/p-silva and http://{host}:{port}/panel)")
+    serve(host=host, port=port, workers=1, mllp_port=None)
 
 
 @app.command()

@@ -12,13 +12,14 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
-from gateway.api import errors, ingest_plans, measures
+from gateway.api import errors, ingest_plans, measures, pages
 from gateway.api.fhir import router as fhir_router
 from gateway.api.hl7v2 import router as hl7v2_router
 from gateway.api.media import ContentNegotiation
 from gateway.api.preparation import Preparer
 from gateway.api.sync import operations as subscription_operations
 from gateway.api.sync import router as sync_router
+from gateway.api.timeline import router as timeline_router
 from gateway.config import Settings, get_settings
 from gateway.fhir.searchparams import registry
 from gateway.rest.interactions import FhirService, Limits
@@ -80,5 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sync_router)
     app.include_router(ingest_plans.router)
     app.include_router(measures.router)
+    app.include_router(timeline_router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static, name="static")
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))
     return app

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
-from starlette.templating import Jinja2Templates
 
+from gateway.api.pages import templates
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.store.repository import Repository
 from gateway.timeline.measures import KINDS, csv_rows, report
@@ -26,7 +25,6 @@ from gateway.timeline.panel import parse_panel
 from gateway.timeline.period import parse_period
 
 router = APIRouter(tags=["Measures"])
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 LABELS = {"ed_visits": "ED visits", "inpatient_admissions": "Inpatient admissions",
           "readmission_30d": "30-day readmission", "follow_up_7d": "Follow-up within 7 days",
           "follow_up_30d": "Follow-up within 30 days",
@@ -88,7 +86,8 @@ async def measures_csv(request: Request, period: Period = None,
 async def measures_page(request: Request, period: Period = None,
                         organization: Organization = None, practitioner: Practitioner = None,
                         patient: Patient = None) -> Response:
-    context: dict[str, Any] = {"kinds": KINDS, "labels": LABELS, "query": request.url.query,
+    context: dict[str, Any] = {"active": "measures", "kinds": KINDS, "labels": LABELS,
+                               "query": request.url.query,
                                "form": {"period": period or "", "organization": organization
                                         or "", "practitioner": practitioner or "",
                                         "patient": patient or ""}}

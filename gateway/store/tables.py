@@ -235,7 +235,8 @@ class SyncEvent(SQLModel, table=True):
 
     __tablename__ = "sync_event"
     __table_args__ = (UniqueConstraint("sid", "event_number", name="uq_sync_event_number"),
-                      Index("ix_sync_event_created", "created_at"))
+                      Index("ix_sync_event_created", "created_at"),
+                      Index("ix_sync_event_patient", "patient", "pk"))
 
     pk: int | None = Field(default=None, sa_column=_big_pk())
     sid: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -31,11 +31,11 @@ def test_0003_upgrades_a_0002_database_and_matches_the_tables(database_url: str)
         assert not SYNC_TABLES & set(inspect(database.engine).get_table_names())
         upgrade(database, "0003_event_log")
         assert set(inspect(database.engine).get_table_names()) >= SYNC_TABLES
+        upgrade(database)  # later revisions (0004: an index on sync_event) complete the tables
         with database.engine.connect() as connection:
             context = MigrationContext.configure(connection)
             diffs = [d for d in compare_metadata(context, metadata) if "sync_" in repr(d)]
         assert diffs == []
-        upgrade(database)
         assert current(database) is not None
     finally:
         database.dispose()
@@ -47,5 +47,19 @@ def test_0003_downgrades(database_url: str) -> None:
         upgrade(database, "0003_event_log")
         _downgrade(database, "0002_inbound_messages")
         assert not SYNC_TABLES & set(inspect(database.engine).get_table_names())
+    finally:
+        database.dispose()
+
+
+def test_0004_adds_and_drops_the_patient_index_of_sync_events(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        upgrade(database)
+        indexes = {i["name"] for i in inspect(database.engine).get_indexes("sync_event")}
+        assert "ix_sync_event_patient" in indexes
+        _downgrade(database, "0003_event_log")
+        indexes = {i["name"] for i in inspect(database.engine).get_indexes("sync_event")}
+        assert "ix_sync_event_patient" not in indexes
+        upgrade(database)
     finally:
         database.dispose()
