@@ -80,17 +80,23 @@ class Resolver:
             return found[0]
         return self.repo.create(self._stamped(resource)).resource.id
 
-    def patient(self, resource: dict[str, Any], *, update: bool = True) -> str:
+    def patient(self, resource: dict[str, Any], *, update: bool = True,
+                fill: bool = False) -> str:
         """The Patient with any of the message's PID-3 identifiers (following replaced-by
-        links), updated with the message's identifiers and demographics; created if none."""
+        links), updated with the message's identifiers and demographics; created if none.
+        ``fill`` (with ``update`` off) adds only the elements the Patient lacks: a plan
+        names a patient that its roster created with identifiers alone, and must not
+        overwrite what an ADT feed said."""
         found = [self.survivor(p)
                  for p in self.find_for_write("Patient", resource["identifier"])]
         if not found:
             return self.repo.create(self._stamped(resource)).resource.id
         patient_id = found[0]
-        if update:
+        if update or fill:
             current = self.repo.read("Patient", patient_id).json()
-            merged = {**current, **{k: v for k, v in resource.items() if k != "identifier"}}
+            changes = {k: v for k, v in resource.items()
+                       if k != "identifier" and (update or k not in current)}
+            merged = {**current, **changes}
             merged["identifier"] = _union(current.get("identifier") or [],
                                           resource["identifier"])
             merged["id"] = patient_id

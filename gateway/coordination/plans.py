@@ -127,7 +127,7 @@ class PlanWorkflow:
                  result: PlanResult) -> dict[str, str]:
         """Find or create the Patient and every party; placeholder -> ``Type/id``."""
         found = resolver.find("Patient", mapped.patient["identifier"])
-        patient = resolver.patient(copy.deepcopy(mapped.patient), update=False)
+        patient = resolver.patient(copy.deepcopy(mapped.patient), update=False, fill=True)
         result.note(f"Patient/{patient}", UNCHANGED if found else CREATED)
         refs = {PATIENT: f"Patient/{patient}"}
         for key, party in mapped.parties.items():

@@ -52,6 +52,16 @@ def test_example_program_loads_with_one_command(client: TestClient, run: Any) ->
     assert "0 created, 0 updated, 10 unchanged, 0 failed" in again.output
 
 
+def test_a_plan_names_the_patient_its_roster_created(client: TestClient, run: Any) -> None:
+    """Rosters first: the roster creates each Patient from identifiers alone; the plan then
+    fills in the name and birth date it carries, without a second Patient."""
+    result = run(str(PROGRAM / "rosters.csv"), str(PROGRAM / "plans.ndjson"))
+    assert result.exit_code == 0, result.output
+    patients = search(client, "Patient", _count="100")
+    assert len(patients) == 5
+    assert all(p.get("name") and p.get("birthDate") for p in patients)
+
+
 def _roster_rows() -> list[dict[str, str]]:
     with (PROGRAM / "rosters.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
