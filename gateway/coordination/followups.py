@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway.coordination import transitions as tr
 from gateway.errors import Gone, NotFound
-from gateway.fhir.dates import now_instant
+from gateway.fhir.dates import now_instant, to_instant
 from gateway.mapping.plancommon import stable_id
 from gateway.mapping.workflowrules import ProgramRules, WorkflowRules
 from gateway.search.request import parse_search
@@ -53,16 +53,16 @@ class FollowUps:
     # -- encounters --------------------------------------------------------------------
 
     def on_encounter(self, repo: Repository, encounter: dict[str, Any],
-                     last_updated: str) -> list[str]:
-        """Raise the follow-ups an Encounter version asks for, and complete those it
-        satisfies; the ``Type/id/_history/n`` written."""
+                     at: float) -> list[str]:
+        """Raise the follow-ups an Encounter version (committed at epoch ``at``) asks for,
+        and complete those it satisfies; the ``Type/id/_history/n`` written."""
         patient = _patient(encounter)
         if patient is None or encounter.get("status") == "entered-in-error":
             return []
         written = self._satisfy(repo, patient, encounter)
-        plan = active_plan(repo, patient)
+        plan = active_plan(repo, patient, at)
         if plan is not None:
-            written += self._raise(repo, plan, patient, encounter, last_updated)
+            written += self._raise(repo, plan, patient, encounter, to_instant(at))
         return written
 
     def _raise(self, repo: Repository, plan: dict[str, Any], patient: str,
@@ -196,10 +196,13 @@ def search_all(repo: Repository, resource_type: str,
         request.cursor = page.next_cursor
 
 
-def active_plan(repo: Repository, patient: str) -> dict[str, Any] | None:
-    """The patient's active CarePlan; of several, the one created (else updated) last."""
+def active_plan(repo: Repository, patient: str, at: float) -> dict[str, Any] | None:
+    """The patient's active CarePlan that existed at epoch ``at`` (the transition's commit:
+    a plan stored after the transition does not pick it up when the runner reads it late);
+    of several, the one created (else updated) last."""
     plans = [s.json() for s in search_all(repo, "CarePlan",
-                                          [("patient", patient), ("status", "active")])]
+                                          [("patient", patient), ("status", "active")])
+             if repo.read_version("CarePlan", s.id, 1).last_updated <= at]
     if not plans:
         return None
     return max(plans, key=lambda p: (p.get("created") or "", p["meta"]["lastUpdated"], p["id"]))

@@ -25,7 +25,6 @@ from typing import Any
 from gateway.config import Settings
 from gateway.coordination.followups import FollowUps
 from gateway.errors import GatewayError
-from gateway.fhir.dates import to_instant
 from gateway.mapping.rules import mappings_dir
 from gateway.mapping.workflowrules import WorkflowRules
 from gateway.store.db import Database
@@ -92,8 +91,7 @@ class WorkflowRunner:
     def _apply(self, repo: Repository, row: Any) -> list[str]:
         body = repo.read_version(row.type, row.id, row.version_id).json()
         if row.type == "Encounter":
-            updated = body.get("meta", {}).get("lastUpdated") or to_instant(row.created_at)
-            return self.followups.on_encounter(repo, body, updated)
+            return self.followups.on_encounter(repo, body, row.created_at)
         return self.followups.on_task(repo, body)
 
     # -- overdue sweep -----------------------------------------------------------------

@@ -205,6 +205,14 @@ def test_no_active_careplan_no_tasks(api: TestClient, runner: WorkflowRunner) ->
     assert search(api, "Task", identifier=f"{TASKS}|") == []
 
 
+def test_a_plan_stored_after_the_discharge_does_not_pick_it_up(
+        api: TestClient, runner: WorkflowRunner) -> None:
+    discharge(api)
+    enrol(api)              # before the runner has read the discharge
+    runner.run_until_idle()
+    assert search(api, "Task", identifier=f"{TASKS}|") == []
+
+
 def test_admission_asks_to_contact_the_inpatient_team(api: TestClient,
                                                       runner: WorkflowRunner) -> None:
     enrol(api)
