@@ -201,6 +201,42 @@ def deliveries_retry(
     typer.echo(f"delivery {row['id']} is {row['status']} again")
 
 
+# -- coordination: transition workflow Tasks ------------------------------------------------
+
+tasks_app = typer.Typer(help="Follow-up Tasks of the transition workflows.",
+                        no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("sweep-overdue")
+def tasks_sweep_overdue(
+    today: Annotated[str | None, typer.Option(
+        help="Judge due dates as of this date (YYYY-MM-DD); default: today in the rules' "
+             "time zone.")] = None,
+) -> None:
+    """Flag open follow-up Tasks past their due date (Task.businessStatus `overdue`); the
+    workers also do this every GATEWAY_WORKFLOW_SWEEP_SECONDS."""
+    from datetime import date
+
+    from gateway.coordination.runner import workflow_runner
+    from gateway.store.db import Database
+
+    try:
+        day = date.fromisoformat(today) if today else None
+    except ValueError as error:
+        typer.echo(f"--today: {error}", err=True)
+        raise typer.Exit(2) from error
+    settings = get_settings()
+    database = Database(settings.database_url)
+    try:
+        written = workflow_runner(database, settings).sweep_overdue(day)
+    finally:
+        database.dispose()
+    for reference in written:
+        typer.echo(f"overdue: {reference}")
+    typer.echo(f"{len(written)} Task(s) flagged overdue")
+
+
 # -- HL7 v2 ingest: MLLP listener and the inbound message store ---------------------------
 
 def _start_ingest(settings: Settings, database: Database, host: str,

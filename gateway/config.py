@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="HMAC-SHA256 secrets (newest first, at most two in use) signing bodies.")
 
+    # -- coordination: transition workflows (README "Transition workflows") -------------
+    workflow_sweep_seconds: float = Field(
+        default=300.0, gt=0,
+        description="How often each worker flags overdue follow-up Tasks.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

@@ -89,6 +89,7 @@ class PlanWorkflow:
             current = currents.get(key)
             if body["resourceType"] == "CarePlan":
                 self._check_team(repo, body, result)
+                _keep_workflow_activities(body, current)
             if body["resourceType"] == "CareTeam":
                 _keep_departed(body, current, mapped.ended_on or today or _today())
             self._write(repo, body, current, source, result, main=index == 0,
@@ -186,6 +187,14 @@ def _keep_departed(body: dict[str, Any], current: dict[str, Any] | None, ended: 
             start = period.get("start")
             period["end"] = max(ended, start) if start else ended
         body.setdefault("participant", []).append({**old, "period": period})
+
+
+def _keep_workflow_activities(body: dict[str, Any], current: dict[str, Any] | None) -> None:
+    """Activities the document does not own -- the follow-ups the transition workflows
+    added (``activity.detail``, coordination/followups.py) -- stay on a re-sent plan."""
+    kept = [a for a in (current or {}).get("activity") or [] if "detail" in a]
+    if kept:
+        body["activity"] = [*(body.get("activity") or []), *kept]
 
 
 def _named(careplan: dict[str, Any]) -> set[str]:

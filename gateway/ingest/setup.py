@@ -7,8 +7,6 @@ The mapping folder is ``GATEWAY_MAPPINGS_DIR`` when set, else ``mappings/`` besi
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 
 from gateway.config import Settings
 from gateway.ingest.davinci import NotificationIngest
@@ -16,15 +14,11 @@ from gateway.ingest.hl7v2 import Hl7v2Ingest
 from gateway.ingest.mllp import Handler, MllpServer
 from gateway.ingest.plans import PlanIngest
 from gateway.ingest.service import InboundService
+from gateway.mapping.rules import DEFAULT_MAPPINGS, mappings_dir
 from gateway.rest.interactions import FhirService, Limits
 from gateway.store.db import Database
 
-DEFAULT_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
-
-
-def mappings_dir() -> Path:
-    configured = os.environ.get("GATEWAY_MAPPINGS_DIR")
-    return Path(configured) if configured else DEFAULT_MAPPINGS
+__all__ = ["DEFAULT_MAPPINGS", "build_ingest", "mappings_dir", "mllp_handler", "run_mllp"]
 
 
 def build_ingest(settings: Settings, database: Database,

@@ -8,6 +8,7 @@ are read once and checked on load, so a broken mapping fails at start-up, not pe
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,15 @@ import yaml
 from gateway.mapping.conceptmaps import CodeTable, LayeredTable
 from gateway.mapping.issues import MappingFileError
 from gateway.mapping.v2message import FieldPath
+
+DEFAULT_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+
+
+def mappings_dir() -> Path:
+    """``GATEWAY_MAPPINGS_DIR`` when set, else ``mappings/`` beside the ``gateway`` package
+    (the source checkout and the container image)."""
+    configured = os.environ.get("GATEWAY_MAPPINGS_DIR")
+    return Path(configured) if configured else DEFAULT_MAPPINGS
 
 
 @dataclass
@@ -76,7 +86,7 @@ class MappingSet:
 
     def _build(self, facility: str | None) -> AdtRules:
         override = self.facilities.get(facility or "", {})
-        rules = _merge(copy.deepcopy(self.adt),
+        rules = merge(copy.deepcopy(self.adt),
                        {k: v for k, v in override.items() if k not in ("facility", "conceptmaps")})
         layered = {}
         extra = override.get("conceptmaps") or {}
@@ -109,11 +119,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Override wins; nested mappings are merged key by key, lists are replaced."""
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
     return base

@@ -2,19 +2,12 @@
 
 Why this is loss-free. The repository writes one ``outbox`` row per change in the change's own
 transaction (DESIGN.md rule 1), so a committed change always has its row. The router reads the
-rows after its cursor (``sync_cursor``), appends the events and deliveries, and moves the
-cursor, all in ONE transaction of its own: a crash anywhere rolls all of it back and the next
-run reads the same rows again. Only one router runs at a time (the cursor row is locked with
+rows after its cursor (``store/outbox.py``: a ``sync_cursor`` row, gap-free runs of sequence
+numbers on PostgreSQL), appends the events and deliveries, and moves the cursor, all in ONE
+transaction of its own: a crash anywhere rolls all of it back and the next run reads the same
+rows again. Only one router runs at a time (the cursor row is locked with
 ``FOR UPDATE SKIP LOCKED``; SQLite serializes writers anyway), which is also what makes each
 subscription's event numbers gap-free.
-
-Sequence gaps. On PostgreSQL a transaction takes its ``outbox.seq`` when it inserts and may
-commit after a later one, so "seq > cursor" alone could skip a row that becomes visible
-later. The router therefore only consumes a contiguous run of sequence numbers after its
-cursor. When it meets a gap it takes ``LOCK TABLE outbox IN SHARE MODE``, which waits for
-every transaction that has inserted outbox rows to finish and holds new ones back for the
-moment it takes to read; a gap still present then is a rolled-back transaction and is passed
-for good. On SQLite, write transactions are serialized, so gaps are always final.
 
 Matching. Each change is matched with ``store.query.matches`` -- the SQL the search
 API runs -- restricted to the changed resource's row id: the same ``SearchRequest``, one
@@ -30,18 +23,16 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.search.request import SearchRequest
 from gateway.store import query
 from gateway.store.db import Database
+from gateway.store.outbox import ROUTER, OutboxCursor, prune_outbox
 from gateway.store.tables import (
-    outbox_table,
     resource_table,
     sync_attempt_table,
-    sync_cursor_table,
     sync_delivery_table,
     sync_event_table,
     sync_subscription_table,
@@ -51,10 +42,8 @@ from gateway.sync.registry import Registered
 from gateway.sync.topics import TOPICS
 
 log = logging.getLogger(__name__)
-OB = outbox_table.c
 R = resource_table.c
-C = sync_cursor_table.c
-ROUTER = "router"
+__all__ = ["ROUTER", "Router", "prune", "prune_outbox"]
 
 
 class Router:
@@ -66,6 +55,7 @@ class Router:
         self.base_url = base_url
         self.batch_size = batch_size
         self.retention_seconds = retention_seconds
+        self.cursor = OutboxCursor(db, ROUTER, batch_size)
         self._last_prune = 0.0
 
     def run_until_idle(self) -> int:
@@ -77,48 +67,24 @@ class Router:
 
     def has_work(self) -> bool:
         """A cheap read-only look: are there outbox rows after the cursor?"""
-        with self.db.engine.connect() as conn:
-            position = conn.execute(select(C.position).where(C.name == ROUTER)).scalar() or 0
-            return conn.execute(select(OB.seq).where(OB.seq > position).limit(1)).first() \
-                is not None
+        return self.cursor.has_work()
 
     def route_once(self) -> int:
         """Route one batch; 0 when there was nothing to do (or another router is busy)."""
         if not self.has_work():
             return 0
-        self._ensure_cursor()
+        self.cursor.ensure()
         with self.db.engine.connect() as conn:
             self.db.begin_write(conn)
-            position = conn.execute(select(C.position).where(C.name == ROUTER)
-                                    .with_for_update(skip_locked=True)).scalar()
+            position = self.cursor.claim(conn)
             if position is None:
                 return 0  # another process is routing right now
-            rows = self._rows(conn, position)
+            rows = self.cursor.rows(conn, position)
             if rows:
                 self._route(conn, rows)
-                conn.execute(update(sync_cursor_table).where(C.name == ROUTER)
-                             .values(position=rows[-1].seq))
+                self.cursor.advance(conn, rows[-1].seq)
             conn.commit()
             return len(rows)
-
-    # -- reading the outbox ----------------------------------------------------------------
-
-    def _rows(self, conn: Connection, position: int) -> list[Any]:
-        rows = self._read(conn, position)
-        if self.db.is_sqlite or _contiguous(rows, position):
-            return rows
-        conn.execute(text("LOCK TABLE outbox IN SHARE MODE"))
-        return self._read(conn, position)
-
-    def _read(self, conn: Connection, position: int) -> list[Any]:
-        return list(conn.execute(select(outbox_table).where(OB.seq > position)
-                                 .order_by(OB.seq).limit(self.batch_size)))
-
-    def _ensure_cursor(self) -> None:
-        dialect = sqlite if self.db.is_sqlite else postgresql
-        statement = dialect.insert(sync_cursor_table).values(name=ROUTER, position=0)
-        with self.db.engine.begin() as conn:
-            conn.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
 
     # -- fan-out ---------------------------------------------------------------------------
 
@@ -178,11 +144,6 @@ def _registered(conn: Connection, sid: int, resource_type: str) -> Registered:
     number = conn.execute(select(sync_subscription_table.c.last_event_number)
                           .where(sync_subscription_table.c.sid == sid)).scalar_one()
     return Registered(sid, resource_type, SearchRequest(resource_type), int(number))
-
-
-def _contiguous(rows: list[Any], position: int) -> bool:
-    """Whether the rows are exactly position+1, position+2, ... (no sequence gap)."""
-    return all(row.seq == position + offset for offset, row in enumerate(rows, start=1))
 
 
 class _Versions:
@@ -247,12 +208,3 @@ def prune(conn: Connection, before: float) -> int:
     conn.execute(delete(sync_attempt_table).where(A.delivery_id.in_(deliveries)))
     conn.execute(delete(sync_delivery_table).where(D.event_pk.in_(old)))
     return conn.execute(delete(sync_event_table).where(E.created_at < before)).rowcount
-
-
-def prune_outbox(conn: Connection, before: float) -> int:
-    """Drop outbox rows the router has consumed (at or below its cursor) and that are older
-    than the retention: their events live in the subscription logs, and every version
-    stays in ``resource_version``. Rows not yet routed are never touched."""
-    position = conn.execute(select(C.position).where(C.name == ROUTER)).scalar() or 0
-    return conn.execute(delete(outbox_table).where(
-        OB.seq <= position, OB.created_at < before)).rowcount

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from gateway.config import Settings
+from gateway.coordination.runner import WorkflowRunner, workflow_runner
 from gateway.store.db import Database
 from gateway.sync import queue
 from gateway.sync.notifications import build
@@ -51,6 +52,7 @@ class DeliveryWorker:
         self.router = Router(db, base_url=self.base_url,
                              retention_seconds=settings.event_retention_days * 86400)
         self.transport = transport
+        self.workflows: WorkflowRunner = workflow_runner(db, settings)
         self.lease = max(settings.delivery_lease_seconds,
                          settings.delivery_timeout_seconds + 1)
         self._sending: set[asyncio.Task[None]] = set()
@@ -83,8 +85,11 @@ class DeliveryWorker:
         await asyncio.gather(*waits, return_exceptions=True)
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
-        """One pass: route the outbox, queue heartbeats, apply retention, start sends for
-        free slots; the number of rows routed plus sends started."""
+        """One pass: apply the transition workflows, route the outbox, queue heartbeats,
+        apply retention, start sends for free slots; the number of rows routed plus sends
+        started."""
+        await asyncio.to_thread(self.workflows.run_until_idle)
+        await asyncio.to_thread(self.workflows.sweep_if_due)
         routed = await asyncio.to_thread(self.router.run_until_idle)
         await asyncio.to_thread(queue.queue_heartbeats, self.db)
         await asyncio.to_thread(self.router.prune_if_due)

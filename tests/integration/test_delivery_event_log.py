@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from gateway.coordination.runner import workflow_runner
 from gateway.store.db import Database
 from gateway.store.tables import outbox_table, sync_event_table, sync_subscription_table
 from gateway.store.uow import UnitOfWork
@@ -144,17 +145,41 @@ def test_outbox_rows_of_other_sources_are_routed(sync_app: Any, api: TestClient)
     assert [i for _, _, i, _ in _events(db, everything)] == [created]
 
 
+def _prune_old(db: Database) -> int:
+    with db.engine.begin() as conn:
+        conn.execute(outbox_table.update().values(created_at=time.time() - 31 * 86400))
+        return prune_outbox(conn, time.time() - 30 * 86400)
+
+
+def _outbox_types(db: Database) -> list[str]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(select(outbox_table.c.type)
+                                 .order_by(outbox_table.c.seq)).scalars())
+
+
 def test_retention_prunes_routed_outbox_rows_only(sync_app: Any, api: TestClient) -> None:
     db = sync_app.state.database
+    workflows = workflow_runner(db, sync_app.state.settings)
     alice = new_patient(api)
     api.post("/fhir/Encounter", json=encounter(alice))
     Router(db).run_until_idle()
+    workflows.run_until_idle()
     api.post("/fhir/Encounter", json=encounter(alice))  # committed, not routed yet
-    old = time.time() - 31 * 86400
-    with db.engine.begin() as conn:
-        conn.execute(outbox_table.update().values(created_at=old))
-        assert prune_outbox(conn, time.time() - 30 * 86400) == 2  # Patient, first Encounter
-    with db.engine.connect() as conn:
-        left = conn.execute(select(outbox_table.c.type)).scalars().all()
-    assert left == ["Encounter"]
+    workflows.run_until_idle()
+    assert _prune_old(db) == 2  # Patient, first Encounter
+    assert _outbox_types(db) == ["Encounter"]
     assert Router(db).run_until_idle() == 1  # the unrouted row is still routed
+
+
+def test_retention_keeps_rows_the_workflow_runner_has_not_read(sync_app: Any,
+                                                                api: TestClient) -> None:
+    db = sync_app.state.database
+    workflows = workflow_runner(db, sync_app.state.settings)
+    alice = new_patient(api)
+    workflows.run_until_idle()
+    api.post("/fhir/Encounter", json=encounter(alice))
+    Router(db).run_until_idle()  # routed, but not yet seen by the workflow runner
+    assert _prune_old(db) == 1  # the Patient only
+    assert _outbox_types(db) == ["Encounter"]
+    assert workflows.run_until_idle() == 1
+    assert _prune_old(db) == 1
