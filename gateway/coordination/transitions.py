@@ -45,16 +45,25 @@ def fired(rules: ProgramRules, encounter: dict[str, Any]) -> list[Trigger]:
 
 def followups(rules: ProgramRules, encounter: dict[str, Any],
               last_updated: str) -> list[FollowUp]:
-    """Every follow-up the Encounter's state asks for, with its due date."""
+    """Every follow-up the Encounter's state asks for, with its due date; none for a
+    transition recorded (``last_updated``) more than ``max_age_days`` after it happened."""
     out = []
     for trigger in fired(rules, encounter):
         start = event_time(encounter, trigger.from_end) or last_updated
+        if _too_old(rules, start, last_updated):
+            continue
         first_day = local_date(start, rules.timezone)
         for name in trigger.activities:
             activity = rules.activities[name]
             due = due_date(first_day, activity.days, activity.business_days, rules.holidays)
             out.append(FollowUp(f"{trigger.name}/{name}", activity, start, due))
     return out
+
+
+def _too_old(rules: ProgramRules, happened: str, recorded: str) -> bool:
+    if rules.max_age_days is None:
+        return False
+    return (_instant(recorded) - _instant(happened)).days > rules.max_age_days
 
 
 def event_time(encounter: dict[str, Any], from_end: bool) -> str | None:

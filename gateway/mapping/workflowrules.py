@@ -59,6 +59,7 @@ class ProgramRules:
     activity_system: str
     timezone: ZoneInfo
     holidays: frozenset[date]
+    max_age_days: int | None
     owner: tuple[str, ...]
     lead_extension: str
     triggers: tuple[Trigger, ...]
@@ -119,6 +120,7 @@ def _build(rules: dict[str, Any], program: str | None, path: Path) -> ProgramRul
         program=program, task_system=rules["task_identifier_system"],
         activity_system=rules["activity_code_system"], timezone=zone,
         holidays=frozenset(date.fromisoformat(d) for d in rules.get("holidays") or []),
+        max_age_days=rules.get("max_age_days"),
         owner=tuple(rules["owner"]), lead_extension=rules.get("lead_extension", ""),
         triggers=triggers, activities=activities,
         activity_status=dict(rules["activity_status"]), overdue=dict(rules["overdue"]))

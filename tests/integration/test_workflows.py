@@ -1,10 +1,16 @@
 """Transition workflows end to end: an enrolled patient (plan + roster through /ingest), an
 ADT discharge through /hl7v2 (or an Encounter through the FHIR API), and the follow-up Tasks
 and CarePlan activities the workflow runner -- the one the delivery workers run -- makes of
-them, closes and flags."""
+them, closes and flags.
+
+The sample ADT messages happened in March 2024, so these tests lift the rules'
+``max_age_days`` (as a deployment backfilling history on purpose would): otherwise a
+transition recorded years after it happened raises nothing (tests/unit/test_transitions.py)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +31,18 @@ TASKS = "http://fhir-care-gateway.org/NamingSystem/transition-task"
 ACTIVITY = "http://fhir-care-gateway.org/CodeSystem/transition-activity"
 MRN = {"N100234": "MRN1001"}  # the sample ADT patient is the example plan's patient
 LEAD = "urn:care-management:acme-cm:practitioner|cm-17"
+
+
+@pytest.fixture(autouse=True)
+def history_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mappings without the age limit, for every component built in the test."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(Path(__file__).parents[2] / "mappings", mappings)
+    rules = mappings / "workflows" / "transitions.yaml"
+    text = rules.read_text()
+    assert "max_age_days: 30\n" in text
+    rules.write_text(text.replace("max_age_days: 30\n", ""))
+    monkeypatch.setenv("GATEWAY_MAPPINGS_DIR", str(mappings))
 
 
 @pytest.fixture

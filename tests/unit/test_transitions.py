@@ -75,6 +75,19 @@ def test_discharge_followups_count_from_the_discharge_in_the_program_time_zone()
     assert {f.start for f in found} == {"2024-03-10T03:30:00Z"}
 
 
+@pytest.mark.parametrize(("recorded", "count"), [
+    ("2024-03-10T04:00:00Z", 3),    # news: recorded half an hour after the discharge
+    ("2024-04-09T03:30:00Z", 3),    # 30 days later: still within max_age_days
+    ("2024-04-10T03:30:00Z", 0),    # 31 days later: a history load raises nothing
+])
+def test_transitions_recorded_long_after_they_happened_raise_nothing(recorded: str,
+                                                                    count: int) -> None:
+    assert RULES.default.max_age_days == 30
+    found = tr.followups(RULES.default, encounter("finished", "IMP", "2024-03-05T08:00:00Z",
+                                                  "2024-03-10T03:30:00Z"), recorded)
+    assert len(found) == count
+
+
 def test_followups_without_a_period_count_from_the_version_time() -> None:
     found = tr.followups(RULES.default, encounter("in-progress", "IMP"),
                          "2024-03-07T15:00:00+00:00")
