@@ -288,6 +288,15 @@ def messages_replay(
         raise typer.Exit(1)
 
 
+def _clients() -> None:
+    from gateway.auth.commands import clients_app
+
+    app.add_typer(clients_app, name="clients")
+
+
+_clients()
+
+
 def main() -> None:
     app(prog_name="gateway")
 
