@@ -11,7 +11,7 @@ store, delivery queue and audit log are for administrators.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PUBLIC = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
                     "/.well-known/smart-configuration", "/auth/token", "/docs",
@@ -22,7 +22,7 @@ _TYPE = re.compile(r"^[A-Z][A-Za-z]*$")
 _MESSAGE_TYPES = ("Patient", "Encounter", "Organization", "Practitioner", "Location")
 _PLAN_TYPES = ("CarePlan", "CareTeam", "Goal", "Condition", "Task", "Patient",
                "Practitioner", "Organization")
-_ADMIN_TYPES = frozenset({"AuditEvent"})
+ADMIN_TYPES = frozenset({"AuditEvent"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Interaction:
     admin: bool = False
     write: bool = False
     history_all: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    refused: bool = False  # nobody may: AuditEvents are written by the gateway alone
 
 
 def is_protected(path: str) -> bool:
@@ -72,11 +72,11 @@ def _fhir(method: str, parts: list[str]) -> Interaction:
     if not _TYPE.match(kind):
         return Interaction("operation", admin=True)
     interaction = _on_type(method, kind, parts[1:])
-    if kind in _ADMIN_TYPES:
+    if kind in ADMIN_TYPES:
         return Interaction(interaction.name, interaction.resource_type,
                            interaction.resource_id, interaction.needs, admin=True,
-                           write=interaction.write,
-                           history_all=interaction.history_all)
+                           write=interaction.write, history_all=interaction.history_all,
+                           refused=interaction.write or interaction.name == "operation")
     return interaction
 
 

@@ -155,6 +155,9 @@ class AuthMiddleware:
         if wait:
             raise TooManyRequests(f"Too many requests; try again in {wait} s.",
                                   headers={"Retry-After": str(wait)})
+        if interaction.refused:
+            raise Forbidden(f"{interaction.resource_type} resources are written by the "
+                            "gateway only.")
         if interaction.admin:
             principal.require_admin()
         for resource_type, permission in interaction.needs:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.store import query
+from gateway.store.clients import CLIENT_SYSTEM
 from gateway.store.indexer import index_rows
 from gateway.store.prepare import Prepared
 from gateway.store.repository import Repository
@@ -35,7 +36,6 @@ from gateway.store.writer import Writer
 
 log = logging.getLogger("gateway.audit")
 
-CLIENT_SYSTEM = "urn:fhir-care-gateway:client"
 _REST = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
          "display": "RESTful Operation"}
 _LOGIN = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from gateway.auth.scopes import Scopes
 from gateway.errors import Forbidden
 from gateway.store.access import Access
+from gateway.store.clients import CLIENT_SYSTEM
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,12 @@ class Principal:
     admin: bool
 
     def access(self) -> Access:
-        """What this client may read; admins see every patient."""
+        """What this client may read; admins see every patient and every Subscription."""
+        if self.admin:
+            return Access(readable_types=self.scopes.readable_types())
         return Access(readable_types=self.scopes.readable_types(),
-                      organizations=None if self.admin else self.organizations)
+                      organizations=self.organizations,
+                      owner=(CLIENT_SYSTEM, self.client_id))
 
     def require(self, resource_type: str, permission: str, where: str | None = None) -> None:
         """403 unless a granted scope allows ``permission`` on ``resource_type``."""

@@ -9,11 +9,14 @@ A client acting for organizations sees a patient when one of the patient's CareT
 of them as a participant (``CareTeam.participant.member``) or one of the patient's Encounters
 was at one of them (``Encounter.serviceProvider``); it sees every resource that belongs to
 such a patient (``resource.patient``, the patient compartment link the indexer records) and
-every resource that belongs to no patient (organizations, practitioners, locations...).
+every resource that belongs to no patient (organizations, practitioners, locations...),
+except other clients' Subscriptions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +31,26 @@ class Access:
 
     readable_types: frozenset[str] | None = None
     organizations: tuple[str, ...] | None = None
+    owner: tuple[str, str] | None = None  # (tag system, code) marking its Subscriptions
 
     @property
     def unrestricted(self) -> bool:
-        return self.readable_types is None and self.organizations is None
+        return self.readable_types is None and self.organizations is None \
+            and self.owner is None
 
 
 current_access: ContextVar[Access | None] = ContextVar("gateway_access", default=None)
+
+
+@contextmanager
+def access_as(access: Access | None) -> Iterator[None]:
+    """Run the enclosed queries with ``access`` (e.g. a Subscription owner's, when the
+    router matches a change against its criteria)."""
+    token = current_access.set(access)
+    try:
+        yield
+    finally:
+        current_access.reset(token)
 
 
 def restricted() -> Access | None:
@@ -56,6 +72,8 @@ def visible_sql(alias: str, *, types: bool = False) -> Sql | None:
         conditions.append((f"{alias}.type IN ({', '.join('?' for _ in types)})", types))
     if access.organizations is not None:
         conditions.append(_patient_condition(alias, access.organizations))
+    if access.owner is not None:
+        conditions.append(_owner_condition(alias, access.owner))
     if not conditions:
         return None
     text = " AND ".join(f"({c[0]})" for c in conditions)
@@ -72,6 +90,13 @@ def _patient_condition(alias: str, organizations: tuple[str, ...]) -> Sql:
     params = [False, "Organization", *orgs, "CareTeam", "participant", "Encounter",
               "service-provider"]
     return f"{alias}.patient IS NULL OR {alias}.patient IN ({links})", params
+
+
+def _owner_condition(alias: str, owner: tuple[str, str]) -> Sql:
+    """Subscriptions are seen only by the client that made them (their ``_tag``)."""
+    return (f"{alias}.type <> ? OR EXISTS (SELECT 1 FROM idx_token o WHERE o.rid = {alias}.rid "
+            f"AND o.type = ? AND o.param = ? AND o.system = ? AND o.code = ?)",
+            ["Subscription", "Subscription", "_tag", *owner])
 
 
 def visible(conn: Any, rid: int, execute: Any) -> bool:

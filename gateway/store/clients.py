@@ -20,8 +20,14 @@ from sqlalchemy import Column, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
+from gateway.store.access import Access
+
 if TYPE_CHECKING:  # tables.py imports this module, and db.py imports tables.py
     from gateway.store.db import Database
+
+
+# Identifies a client in AuditEvent.agent and in the tag on the Subscriptions it owns.
+CLIENT_SYSTEM = "urn:fhir-care-gateway:client"
 
 
 class ClientRow(SQLModel, table=True):
@@ -115,3 +121,24 @@ class ClientRegistry:
         except IntegrityError:
             return False
         return True
+
+
+def subscription_access(conn: Any, rid: int) -> Access | None:
+    """What the client that made a Subscription (its owner tag) may be notified of: None
+    for one made without authorization or by an administrator; nothing patient-related for
+    a client since removed or disabled."""
+    from gateway.store.tables import INDEX_TABLES  # tables.py imports this module
+
+    _token = INDEX_TABLES["token"]
+    owner = conn.execute(select(_token.c.code).where(
+        _token.c.rid == rid, _token.c.type == "Subscription", _token.c.param == "_tag",
+        _token.c.system == CLIENT_SYSTEM)).scalar()
+    if owner is None:
+        return None
+    row = conn.execute(select(client_table).where(client_table.c.client_id == owner)).first()
+    client = _client(row) if row is not None else None
+    if client is not None and client.admin and not client.disabled:
+        return None
+    if client is None or client.disabled:
+        return Access(organizations=())
+    return Access(organizations=client.organizations)
