@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -131,13 +132,16 @@ class AuthMiddleware:
         except GatewayError as error:
             await self._refuse(scope, receive, send, error, interaction)
             return
-        status = 500
+        status, location = 500, ""
 
         async def watch(message: Message) -> None:
-            nonlocal status
+            nonlocal status, location
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), _NO_STORE]
+                headers = message.get("headers", [])
+                location = next((v.decode("latin-1") for k, v in headers
+                                 if k.lower() == b"location"), "")
+                message["headers"] = [*headers, _NO_STORE]
             await send(message)
 
         principal_token = current_principal.set(principal)
@@ -147,7 +151,7 @@ class AuthMiddleware:
         finally:
             current_access.reset(access_token)
             current_principal.reset(principal_token)
-            self._audit(scope, principal.client_id, interaction, status)
+            self._audit(scope, principal.client_id, interaction, status, location)
 
     def _authorize(self, scope: Scope, interaction: Interaction) -> Principal:
         principal = self._principal(scope)
@@ -214,12 +218,32 @@ class AuthMiddleware:
             self._audit(scope, verified[1], interaction, error.status)
 
     def _audit(self, scope: Scope, client_id: str, interaction: Interaction,
-               status: int) -> None:
+               status: int, location: str = "") -> None:
         query = scope.get("query_string", b"").decode("latin-1") or None
         address = scope.get("client")
+        resource_type, resource_id = interaction.resource_type, interaction.resource_id
+        if location and resource_id is None:  # a create: the id the server assigned
+            resource_type, resource_id = _located(location) or (resource_type, None)
         self.security.audit.record(Access(
-            client_id, interaction.name, status, interaction.resource_type,
-            interaction.resource_id, query=query, address=address[0] if address else None))
+            client_id, interaction.name, status, resource_type, resource_id, query=query,
+            patient=_patient_in(query), address=address[0] if address else None))
+
+
+def _located(location: str) -> tuple[str, str] | None:
+    """(type, id) from a Location header ``.../fhir/Type/id/_history/n``."""
+    parts = location.split("/fhir/", 1)[-1].split("/")
+    return (parts[0], parts[1]) if len(parts) >= 2 else None
+
+
+def _patient_in(query: str | None) -> str | None:
+    """The patient a search names (``patient=`` or ``subject=Patient/...``), if one."""
+    for name, value in parse_qsl(query or ""):
+        if name in ("patient", "subject", "patient:Patient", "subject:Patient"):
+            typed = "/" in value or name != "subject"
+            reference = value if "/" in value else f"Patient/{value}" if typed else ""
+            if reference.startswith("Patient/") and "," not in reference:
+                return reference
+    return None
 
 
 def _bearer(scope: Scope) -> str | None:
