@@ -193,8 +193,8 @@ def _start_ingest(settings: Settings, database: Database, host: str,
         database.dispose()
         return
     typer.echo(f"HL7 v2 MLLP: {host}:{mllp_port}")
-    threading.Thread(target=run_mllp, args=(ingest, host, mllp_port), daemon=True,
-                     name="mllp").start()
+    threading.Thread(target=run_mllp, args=(ingest, host, mllp_port, settings.max_hl7_bytes),
+                     daemon=True, name="mllp").start()
 
 
 @app.command()
@@ -214,7 +214,7 @@ def mllp(
     upgrade(database)
     typer.echo(f"HL7 v2 MLLP listening on {host}:{port}; Ctrl-C to stop")
     try:
-        run_mllp(build_ingest(settings, database), host, port)
+        run_mllp(build_ingest(settings, database), host, port, settings.max_hl7_bytes)
     except KeyboardInterrupt:
         pass
     finally:

@@ -64,7 +64,11 @@ async def _body(request: Request, *, fhir: bool = False) -> bytes:
     elif media not in _MEDIA:
         raise UnsupportedMediaType(f"Content-Type {media or '(none)'!r} is not supported; "
                                    f"send {ER7} or text/plain.")
-    limit = request.app.state.settings.max_body_bytes
+    settings = request.app.state.settings
+    limit = settings.max_body_bytes if fhir else settings.max_hl7_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     body = await request.body()
     if len(body) > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")

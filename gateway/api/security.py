@@ -31,7 +31,13 @@ from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.scopes import Scopes
 from gateway.auth.tokens import TokenService, load_signing_key
 from gateway.config import Settings
-from gateway.errors import Forbidden, GatewayError, TooManyRequests, Unauthorized
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+)
 from gateway.store.access import current_access
 from gateway.store.clients import Client, ClientRegistry
 from gateway.store.db import Database
@@ -87,7 +93,57 @@ def install(app: Any, security: Security) -> None:
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Prefer",
                                           "If-Match", "If-None-Exist"])
+    app.add_middleware(RequestLimits, max_body=security.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+
+
+class RequestLimits:
+    """Refuse what is too costly before any handler runs: bodies beyond
+    GATEWAY_MAX_BODY_BYTES (413, also when sent chunked), query strings beyond
+    8 KiB (414) or with more than 100 parameters (400)."""
+
+    max_query = 8192
+    max_params = 100
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        error = self._check(scope)
+        if error is not None:
+            response = outcome_response(error.status, error.issues())
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise PayloadTooLarge(f"The request body is larger than {self.max_body} "
+                                      "bytes.")
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _check(self, scope: Scope) -> GatewayError | None:
+        query = scope.get("query_string", b"")
+        if len(query) > self.max_query:
+            return GatewayError(f"The query string is longer than {self.max_query} bytes.",
+                                status=414, code="too-costly")
+        if query and query.count(b"&") + 1 > self.max_params:
+            return GatewayError(f"More than {self.max_params} query parameters.",
+                                status=400, code="too-costly")
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return PayloadTooLarge(f"The request body is larger than {self.max_body} "
+                                       "bytes.")
+        return None
 
 
 class SecurityHeaders:

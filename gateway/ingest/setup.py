@@ -13,7 +13,7 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.ingest.davinci import NotificationIngest
 from gateway.ingest.hl7v2 import Hl7v2Ingest
-from gateway.ingest.mllp import Handler, MllpServer
+from gateway.ingest.mllp import MAX_FRAME, Handler, MllpServer
 from gateway.ingest.plans import PlanIngest
 from gateway.ingest.service import InboundService
 from gateway.rest.interactions import FhirService, Limits
@@ -47,8 +47,9 @@ def mllp_handler(ingest: InboundService, channel: str = "mllp") -> Handler:
     return handle
 
 
-def run_mllp(ingest: InboundService, host: str, port: int) -> None:
-    """Pick up messages left unprocessed, then listen until interrupted."""
+def run_mllp(ingest: InboundService, host: str, port: int, max_frame: int = MAX_FRAME) -> None:
+    """Pick up messages left unprocessed, then listen until interrupted; frames larger than
+    ``max_frame`` (GATEWAY_MAX_HL7_BYTES) close the connection."""
     ingest.recover()
-    server = MllpServer(mllp_handler(ingest), host, port)
+    server = MllpServer(mllp_handler(ingest), host, port, max_frame)
     asyncio.run(server.serve_forever())
