@@ -56,10 +56,10 @@ def _invalid_client(description: str) -> OAuthError:
 def load_signing_key(pem: str | None, path: str | None) -> ECKey:
     """The gateway's token-signing key: from a file, else the setting, else a new one for
     this process only (tokens then die with it and other processes refuse them)."""
-    if path:
-        return ECKey.import_key(Path(path).read_text())
-    if pem:
-        return ECKey.import_key(pem)
+    if path or pem:
+        key = ECKey.import_key(Path(path).read_text() if path else str(pem))
+        key.ensure_kid()  # the JWK thumbprint (RFC 7638) when the PEM carries none
+        return key
     log.warning("no GATEWAY_AUTH_SIGNING_KEY(_FILE) set: generated a throwaway token-signing "
                 "key; tokens are valid in this process only and until it stops")
     return ECKey.generate_key("P-384", auto_kid=True)

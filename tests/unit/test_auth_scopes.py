@@ -70,3 +70,18 @@ def test_rate_limiter_refills_at_its_rate() -> None:
     now[0] = 0.5
     assert limiter.take("a") == 0
     assert RateLimiter(rate=0, burst=1).take("a") == 0
+
+
+def test_the_signing_key_comes_from_a_pem_file_or_setting(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from joserfc.jwk import ECKey
+
+    from gateway.auth.tokens import load_signing_key
+
+    pem = ECKey.generate_key("P-384").as_pem(private=True).decode()
+    path = Path(str(tmp_path)) / "signing.pem"
+    path.write_text(pem)
+    from_file = load_signing_key(None, str(path))
+    from_setting = load_signing_key(pem, None)
+    assert from_file.kid and from_file.kid == from_setting.kid
