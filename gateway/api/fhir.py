@@ -205,7 +205,7 @@ async def system_history(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     bundle = parse_json(await _body(request))
     check_bundle(bundle, base_url(request))  # sync: refuse Subscriptions it cannot honour
-    guards.check_bundle(bundle, base_url(request))  # auth: each entry's scope
+    guards.check_bundle(bundle, base_url(request), _service(request))  # auth: each entry
     representation = _prefer(request).get("return") == "representation"
     result = await _call(bundles.process, _service(request), base_url(request), bundle,
                          return_representation=representation)
@@ -235,6 +235,8 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
     resource = parse_resource(await _body(request))
     check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
     guards.check_resource(resource_type, resource, creating=False, base=base_url(request))
+    if isinstance(resource.get("id"), str):  # no match writes to the body's id
+        guards.check_target(_service(request), resource_type, resource["id"])
     params = request.query_params.multi_items()
     if not params:
         raise InvalidRequest("PUT on a type needs search parameters (conditional update) "

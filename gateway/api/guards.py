@@ -47,8 +47,9 @@ def stamp_owner(resource: dict[str, Any], principal: Principal) -> None:
     meta["tag"] = [*tags, {"system": CLIENT_SYSTEM, "code": principal.client_id}]
 
 
-def check_bundle(bundle: Any, base: str) -> None:
-    """Each transaction/batch entry needs the scope of the interaction it stands for."""
+def check_bundle(bundle: Any, base: str, service: FhirService) -> None:
+    """Each transaction/batch entry needs the scope of the interaction it stands for, and
+    may not change a resource the client cannot see."""
     principal = current_principal.get()
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if principal is None or not isinstance(entries, list):
@@ -73,6 +74,9 @@ def check_bundle(bundle: Any, base: str) -> None:
             principal.require_admin()
         principal.require(resource_type, _entry_permission(method, url, request),
                           f"{where}.request")
+        parts = url.split("/")
+        if method in ("PUT", "PATCH", "DELETE") and len(parts) == 2:
+            check_target(service, parts[0], parts[1])
         if isinstance(resource, dict):
             check_resource(resource_type, resource, creating=method == "POST", base=base,
                            where=f"{where}.resource.")

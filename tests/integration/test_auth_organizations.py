@@ -159,3 +159,25 @@ def test_subscriptions_are_private_and_notified_only_of_visible_patients(
 
     wait_for(lambda: (sub_id, "plan-pa") in events(), what="plan-pa event")
     assert events() == [(sub_id, "plan-pa")]
+
+
+def test_conditional_and_transaction_writes_cannot_reach_others(
+        auth_http: TestClient, world: dict[str, dict[str, str]]) -> None:
+    a = world["a"]
+    changed = {**_plan("plan-pb", "pb"), "status": "revoked"}
+    assert auth_http.put("/fhir/CarePlan?_id=plan-pb", json=changed,
+                         headers=a).status_code == 404
+    deleted = auth_http.delete("/fhir/CarePlan?_id=plan-pb", headers=a)
+    assert deleted.status_code == 200
+    assert "nothing was deleted" in deleted.text
+    for method in ("PUT", "DELETE"):
+        entry: dict[str, Any] = {"request": {"method": method, "url": "CarePlan/plan-pb"}}
+        if method == "PUT":
+            entry["resource"] = changed
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        assert auth_http.post("/fhir", json=bundle, headers=a).status_code == 404
+    duplicate = auth_http.post("/fhir/CarePlan", json=_plan("x", "pa"), headers={
+        **a, "If-None-Exist": "_id=plan-pb"})
+    assert duplicate.status_code == 201  # B's plan does not match: a new one is made
+    still = auth_http.get("/fhir/CarePlan/plan-pb", headers=world["admin"]).json()
+    assert still["status"] == "active"
