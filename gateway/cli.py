@@ -252,8 +252,8 @@ def _start_ingest(settings: Settings, database: Database, host: str,
         database.dispose()
         return
     typer.echo(f"HL7 v2 MLLP: {host}:{mllp_port}")
-    threading.Thread(target=run_mllp, args=(ingest, host, mllp_port), daemon=True,
-                     name="mllp").start()
+    threading.Thread(target=run_mllp, args=(ingest, host, mllp_port, settings.max_hl7_bytes),
+                     daemon=True, name="mllp").start()
 
 
 @app.command()
@@ -273,7 +273,7 @@ def mllp(
     upgrade(database)
     typer.echo(f"HL7 v2 MLLP listening on {host}:{port}; Ctrl-C to stop")
     try:
-        run_mllp(build_ingest(settings, database), host, port)
+        run_mllp(build_ingest(settings, database), host, port, settings.max_hl7_bytes)
     except KeyboardInterrupt:
         pass
     finally:
@@ -345,6 +345,15 @@ def messages_replay(
         database.dispose()
     if failed:
         raise typer.Exit(1)
+
+
+def _clients() -> None:
+    from gateway.auth.commands import clients_app
+
+    app.add_typer(clients_app, name="clients")
+
+
+_clients()
 
 
 def main() -> None:

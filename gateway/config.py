@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,25 @@ class Settings(BaseSettings):
     workflow_sweep_seconds: float = Field(
         default=300.0, gt=0,
         description="How often each worker flags overdue follow-up Tasks.")
+
+    # -- security: README "Security" ----------------------------------------------------
+    auth: Literal["off", "smart"] = Field(
+        default="off",
+        description="off: no authorization (development and demo only, announced loudly at "
+        "start-up); smart: SMART Backend Services tokens required on every API call.")
+    auth_signing_key: str | None = Field(
+        default=None, description="PEM private key (EC P-384) signing access tokens.")
+    auth_signing_key_file: str | None = Field(
+        default=None, description="File holding that PEM key (preferred over the variable).")
+    auth_token_seconds: int = Field(
+        default=300, ge=30, le=3600, description="Lifetime of an access token.")
+    rate_limit_per_second: float = Field(
+        default=100.0, ge=0, description="Requests per second per client (0: unlimited).")
+    rate_limit_burst: int = Field(default=200, ge=1)
+    max_hl7_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest HL7 v2 message (MLLP and HTTP).")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; none: CORS off.")
 
     @field_validator("database_url")
     @classmethod

@@ -116,3 +116,24 @@ class MultipleMatches(PreconditionFailed):
     """A conditional create/update/delete matched more than one resource."""
 
     code = "multiple-matches"
+
+
+class Unauthorized(GatewayError):
+    """No valid access token (RFC 6750 section 3: 401 with WWW-Authenticate)."""
+
+    status = 401
+    code = "login"
+
+
+class Forbidden(GatewayError):
+    """The token's scopes or the client's role do not allow this interaction."""
+
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(GatewayError):
+    """The client's rate limit is spent (RFC 6585 section 4: 429 with Retry-After)."""
+
+    status = 429
+    code = "throttled"

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
-from gateway.api import errors, ingest_plans, measures, pages
+from gateway.api import auth, errors, ingest_plans, measures, pages, security
 from gateway.api.fhir import router as fhir_router
 from gateway.api.hl7v2 import router as hl7v2_router
 from gateway.api.media import ContentNegotiation
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.freeze()
         async with in_process_worker(database, settings):  # sync: delivers notifications
             yield
+        await run_in_threadpool(app.state.security.audit.drain)
         preparer.stop()
         app.state.fhir.writer.stop()
         database.dispose()
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                   settings.max_include_results))
     errors.install(app)
     app.add_middleware(ContentNegotiation)
+    security.install(app, security.build(settings, database, app.state.fhir.writer))
     # Routes match in order: the FHIR router first (reads, searches and creates are most of
     # the traffic). Its type and id segments never match ``$operation`` or ``_history``, so
     # the operation routes below are still reached.
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_plans.router)
     app.include_router(measures.router)
     app.include_router(timeline_router)
+    app.include_router(auth.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static, name="static")
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))

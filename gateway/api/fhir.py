@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from gateway.api import guards
 from gateway.api.media import FHIR_JSON, check_content_type
 from gateway.errors import InvalidRequest, PayloadTooLarge
 from gateway.fhir import outcome as oo
@@ -179,9 +180,11 @@ async def create(request: Request) -> Response:
     prepared = await request.app.state.preparer.prepare(await _body(request), resource_type,
                                                          base)
     check_write(resource_type, prepared.resource, creating=True, base_url=base)  # sync
+    stamped = guards.check_resource(resource_type, prepared.resource, creating=True, base=base)
     result = await asyncio.wrap_future(_service(request).submit_create(
         base, resource_type, prepared.resource,
-        if_none_exist=request.headers.get("if-none-exist"), prepared=prepared))
+        if_none_exist=request.headers.get("if-none-exist"),
+        prepared=None if stamped else prepared))
     return respond(request, result, write=True)
 
 
@@ -202,6 +205,7 @@ async def system_history(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     bundle = parse_json(await _body(request))
     check_bundle(bundle, base_url(request))  # sync: refuse Subscriptions it cannot honour
+    guards.check_bundle(bundle, base_url(request), _service(request))  # auth: each entry
     representation = _prefer(request).get("return") == "representation"
     result = await _call(bundles.process, _service(request), base_url(request), bundle,
                          return_representation=representation)
@@ -230,6 +234,9 @@ async def search_post(request: Request, resource_type: str) -> Response:
 async def conditional_update(request: Request, resource_type: str) -> Response:
     resource = parse_resource(await _body(request))
     check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
+    guards.check_resource(resource_type, resource, creating=False, base=base_url(request))
+    if isinstance(resource.get("id"), str):  # no match writes to the body's id
+        guards.check_target(_service(request), resource_type, resource["id"])
     params = request.query_params.multi_items()
     if not params:
         raise InvalidRequest("PUT on a type needs search parameters (conditional update) "
@@ -270,6 +277,8 @@ async def vread(request: Request, resource_type: str, resource_id: str,
 async def update(request: Request, resource_type: str, resource_id: str) -> Response:
     resource = parse_resource(await _body(request))
     check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
+    guards.check_resource(resource_type, resource, creating=False, base=base_url(request))
+    guards.check_target(_service(request), resource_type, resource_id)
     result = await _call(_service(request).update, base_url(request), resource_type,
                          resource_id, resource, if_match=request.headers.get("if-match"))
     return respond(request, result, write=True)
@@ -277,6 +286,7 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
 
 @router.delete("/{resource_type:fhir_type}/{resource_id:fhir_id}", summary="Delete")
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
+    guards.check_target(_service(request), resource_type, resource_id)
     result = await _call(_service(request).delete, base_url(request), resource_type,
                          resource_id)
     return respond(request, result)

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.api.errors import outcome_response
 from gateway.api.media import FHIR_JSON, check_content_type
+from gateway.api.params import AfterId, RowId
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -64,7 +65,11 @@ async def _body(request: Request, *, fhir: bool = False) -> bytes:
     elif media not in _MEDIA:
         raise UnsupportedMediaType(f"Content-Type {media or '(none)'!r} is not supported; "
                                    f"send {ER7} or text/plain.")
-    limit = request.app.state.settings.max_body_bytes
+    settings = request.app.state.settings
+    limit = settings.max_body_bytes if fhir else settings.max_hl7_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     body = await request.body()
     if len(body) > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
@@ -98,7 +103,7 @@ async def list_messages(
     status: Annotated[str | None, Query(description="received, processed, error, "
                                                     "rejected")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
-    after: Annotated[int, Query(description="only ids greater than this")] = 0,
+    after: AfterId = 0,
 ) -> JSONResponse:
     if status is not None and status not in ib.STATUSES:
         raise InvalidRequest(f"Unknown status {status!r}; one of {', '.join(ib.STATUSES)}.",
@@ -108,7 +113,7 @@ async def list_messages(
 
 
 @router.get("/hl7v2/messages/{message_id}", summary="One stored message, raw text included")
-async def read_message(message_id: int, service: Ingest) -> JSONResponse:
+async def read_message(message_id: RowId, service: Ingest) -> JSONResponse:
     stored = await run_in_threadpool(service.inbox.get, message_id)
     if stored is None:
         raise NotFound(f"Inbound message {message_id} is not known.")
@@ -133,7 +138,7 @@ async def replay_failed(service: Ingest) -> JSONResponse:
 @router.post("/hl7v2/messages/{message_id}/$replay",
              summary="Process a failed message again; answers its new ACK",
              response_class=Response)
-async def replay(message_id: int, service: Ingest) -> Response:
+async def replay(message_id: RowId, service: Ingest) -> Response:
     reply = await run_in_threadpool(service.replay, message_id)
     if isinstance(reply, Reply):
         return _ack_response(reply)

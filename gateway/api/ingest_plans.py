@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gateway.api.hl7v2 import ingest
+from gateway.api.params import RowId
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.ingest.plans import CAREPLAN, CARETEAM, PlanIngest, PlanReply
 
@@ -72,5 +73,5 @@ async def receive_careteam(request: Request, service: Ingest) -> Response:
 
 @router.post("/messages/{message_id}/$replay",
              summary="Process a stored plan or roster again")
-async def replay(message_id: int, service: Ingest) -> Response:
+async def replay(message_id: RowId, service: Ingest) -> Response:
     return _answer(await run_in_threadpool(service.replay, message_id))

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gateway.api.media import FHIR_JSON
+from gateway.api.params import RowId
 from gateway.fhir.validate import parse_json
 from gateway.sync import admin
 from gateway.sync import operations as operations_
@@ -36,12 +37,12 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", summary="One notification with all its attempts")
-async def get_delivery(request: Request, delivery_id: int) -> dict[str, Any]:
+async def get_delivery(request: Request, delivery_id: RowId) -> dict[str, Any]:
     return await run_in_threadpool(admin.get_delivery, request.app.state.database, delivery_id)
 
 
 @router.post("/deliveries/{delivery_id}/$retry", summary="Send a notification again now")
-async def retry_delivery(request: Request, delivery_id: int) -> dict[str, Any]:
+async def retry_delivery(request: Request, delivery_id: RowId) -> dict[str, Any]:
     base = (request.app.state.settings.base_url or "").rstrip("/")
     return await run_in_threadpool(admin.retry_delivery, request.app.state.database,
                                    delivery_id, base)

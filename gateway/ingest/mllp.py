@@ -79,6 +79,10 @@ class FrameDecoder:
                     self._in_frame = False
                     raise FrameError(f"MLLP frame larger than {self.max_frame} bytes")
                 return frames
+            if end > self.max_frame:  # a whole frame past the limit, read at once
+                self._buffer.clear()
+                self._in_frame = False
+                raise FrameError(f"MLLP frame larger than {self.max_frame} bytes")
             frames.append(Frame(bytes(self._buffer[:end])))
             del self._buffer[:end + 2]
             self._in_frame = False

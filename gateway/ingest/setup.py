@@ -11,7 +11,7 @@ import asyncio
 from gateway.config import Settings
 from gateway.ingest.davinci import NotificationIngest
 from gateway.ingest.hl7v2 import Hl7v2Ingest
-from gateway.ingest.mllp import Handler, MllpServer
+from gateway.ingest.mllp import MAX_FRAME, Handler, MllpServer
 from gateway.ingest.plans import PlanIngest
 from gateway.ingest.service import InboundService
 from gateway.mapping.rules import DEFAULT_MAPPINGS, mappings_dir
@@ -41,10 +41,12 @@ def mllp_handler(ingest: InboundService, channel: str = "mllp") -> Handler:
     return handle
 
 
-def run_mllp(ingest: InboundService, host: str, port: int) -> None:
-    """Pick up messages left unprocessed, then listen until interrupted."""
+def run_mllp(ingest: InboundService, host: str, port: int, max_frame: int = MAX_FRAME) -> None:
+    """Pick up messages left unprocessed, then listen until interrupted; frames larger than
+    ``max_frame`` (GATEWAY_MAX_HL7_BYTES) close the connection."""
     ingest.recover()
     database = ingest.inbox.db
     concurrency = 1 if database.is_sqlite else database.pool_size
-    server = MllpServer(mllp_handler(ingest), host, port, concurrency=concurrency)
+    server = MllpServer(mllp_handler(ingest), host, port, max_frame,
+                         concurrency=concurrency)
     asyncio.run(server.serve_forever())

@@ -30,6 +30,7 @@ from gateway.fhir.validate import check_resource_type
 from gateway.rest import results as res
 from gateway.search.request import SearchRequest, parse_search
 from gateway.store import query
+from gateway.store.access import restricted, visible
 from gateway.store.db import Database
 from gateway.store.prepare import Prepared
 from gateway.store.repository import Repository, StoredResource, WriteResult
@@ -79,6 +80,7 @@ class FhirService:
         require_type(resource_type)
         rid, version_id, last_updated, _deleted, body = self.db.reader.current(
             resource_type, resource_id)
+        self.check_visible(rid, resource_type, resource_id)
         return res.Result(200, StoredResource(rid, resource_type, resource_id, version_id,
                                               last_updated, False, body))
 
@@ -89,8 +91,23 @@ class FhirService:
             raise NotFound(f"Version {version!r} of {resource_type}/{resource_id} is not known.")
         rid, last_updated, _deleted, body, method = self.db.reader.version(
             resource_type, resource_id, int(version))
+        self.check_visible(rid, resource_type, resource_id)
         return res.Result(200, StoredResource(rid, resource_type, resource_id, int(version),
                                               last_updated, False, body, method))
+
+    def check_visible(self, rid: int, resource_type: str, resource_id: str) -> None:
+        """404 for a resource the requesting client may not see (store/access.py), so its
+        existence does not leak (the same answer as for an unknown id)."""
+        if restricted() is None:
+            return
+        if self.db.is_sqlite:
+            with self.db.reader.snapshot() as connection:
+                seen = visible(connection, rid, query.execute)
+        else:
+            with ReadSession(self.db) as repo:
+                seen = visible(repo.conn, rid, query.execute)
+        if not seen:
+            raise NotFound(f"{resource_type}/{resource_id} is not known.")
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -317,7 +334,10 @@ class FhirService:
         count = _count(values.get("_count"), self.limits)
         before = _history_cursor(values.get("_cursor"))
         with ReadSession(self.db, base) as repo:
-            if resource_id and repo.current_row(resource_type or "", resource_id) is None:
+            current = repo.current_row(resource_type or "", resource_id) if resource_id \
+                else None
+            if resource_id and (current is None
+                                or not visible(repo.conn, current.rid, query.execute)):
                 raise NotFound(f"{resource_type}/{resource_id} is not known.")
             total = repo.count_history(resource_type, resource_id, since)
             versions = repo.history(resource_type, resource_id, since=since,

@@ -50,6 +50,7 @@ class Database:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=32,
             max_overflow=64,
+            hide_parameters=_hide_parameters(),
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -57,7 +58,7 @@ class Database:
 
     def _pg_engine(self, pool_size: int) -> Engine:
         return create_engine(self.url, pool_size=pool_size, max_overflow=pool_size * 2,
-                             pool_pre_ping=True)
+                             pool_pre_ping=True, hide_parameters=_hide_parameters())
 
     def begin_write(self, connection: Connection) -> None:
         """Open a write transaction that holds the write lock from its first statement.
@@ -92,6 +93,12 @@ class Database:
     def dispose(self) -> None:
         self.reader.close()
         self.engine.dispose()
+
+
+def _hide_parameters() -> bool:
+    """Keep statement parameters (resource bodies, identifiers: PHI) out of database error
+    messages, and so out of logs, unless the gateway logs at debug level."""
+    return not logging.getLogger("gateway").isEnabledFor(logging.DEBUG)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

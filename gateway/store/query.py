@@ -29,6 +29,7 @@ from gateway.errors import InvalidRequest
 from gateway.fhir.dates import INFINITY
 from gateway.search.request import Criterion, Include, SearchRequest
 from gateway.search.values import Value
+from gateway.store.access import visible_sql
 from gateway.store.indexer import normalize
 from gateway.store.tables import INDEX_TABLES
 
@@ -325,8 +326,15 @@ class Page:
 
 def _base(request: SearchRequest, resource_type: str | None = None) -> Sql:
     resource_type = resource_type or request.resource_type
-    return _and([("r.type = ? AND r.deleted = ?", [resource_type, False]),
-                 criteria_sql(request, resource_type=resource_type)])
+    conditions = [("r.type = ? AND r.deleted = ?", [resource_type, False]),
+                  criteria_sql(request, resource_type=resource_type)]
+    return _and(conditions + _visible("r"))
+
+
+def _visible(alias: str, *, types: bool = False) -> list[Sql]:
+    """The reading client's access (store/access.py) as a condition, when it has limits."""
+    condition = visible_sql(alias, types=types)
+    return [condition] if condition is not None else []
 
 
 def run_page(conn: Queryable, request: SearchRequest, *, bodies: bool = False) -> Page:
@@ -398,11 +406,12 @@ def included_rids(conn: Queryable, includes: list[Include], rids: list[int],
         return []
     alternatives = _or([_include_condition(include) for include in includes])
     sources, excluded = _in_list("x.rid", rids), _in_list("t.rid", rids)
+    visible = _and([("t.deleted = ?", [False]), *_visible("t", types=True)])
     sql = ("SELECT DISTINCT t.rid FROM idx_reference x JOIN resource t "
            "ON t.type = x.target_type AND t.id = x.target_id "
-           f"WHERE {sources[0]} AND {alternatives[0]} AND t.deleted = ? "
+           f"WHERE {sources[0]} AND {alternatives[0]} AND {visible[0]} "
            f"AND NOT {excluded[0]} LIMIT ?")
-    params = [*sources[1], *alternatives[1], False, *excluded[1], limit]
+    params = [*sources[1], *alternatives[1], *visible[1], *excluded[1], limit]
     return [r[0] for r in execute(conn, sql, params)]
 
 
@@ -413,10 +422,14 @@ def revincluded_rids(conn: Queryable, revincludes: list[Include], rids: list[int
         return []
     alternatives = _or([_include_condition(include) for include in revincludes])
     referred, excluded = _in_list("t.rid", rids), _in_list("x.rid", rids)
+    visible = _visible("s", types=True)
+    source = "JOIN resource s ON s.rid = x.rid " if visible else ""
+    condition = _and([(f"{referred[0]} AND {alternatives[0]} AND NOT {excluded[0]}",
+                       [*referred[1], *alternatives[1], *excluded[1]]), *visible])
     sql = ("SELECT DISTINCT x.rid FROM idx_reference x JOIN resource t "
-           "ON t.type = x.target_type AND t.id = x.target_id "
-           f"WHERE {referred[0]} AND {alternatives[0]} AND NOT {excluded[0]} LIMIT ?")
-    params = [*referred[1], *alternatives[1], *excluded[1], limit]
+           f"ON t.type = x.target_type AND t.id = x.target_id {source}"
+           f"WHERE {condition[0]} LIMIT ?")
+    params = [*condition[1], limit]
     return [r[0] for r in execute(conn, sql, params)]
 
 

@@ -271,12 +271,14 @@ class Repository:
                                   status=422, expression=[resource_type])
 
     def _check_not_referenced(self, rid: int, resource_type: str, resource_id: str) -> None:
+        """409 while another resource refers to this one (integrity on delete). AuditEvents
+        do not count: they are evidence about what was accessed and outlive it."""
         ref = INDEX_TABLES["reference"].c
         referrer = self.conn.execute(
             select(R.type, R.id).join_from(INDEX_TABLES["reference"], resource_table,
                                            R.rid == ref.rid)
             .where(ref.target_type == resource_type, ref.target_id == resource_id,
-                   ref.rid != rid).limit(1)
+                   ref.rid != rid, ref.type != "AuditEvent").limit(1)
         ).first()
         if referrer is not None:
             raise Conflict(f"{resource_type}/{resource_id} cannot be deleted: "

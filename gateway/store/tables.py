@@ -321,3 +321,7 @@ sync_delivery_table = SyncDelivery.__table__
 sync_attempt_table = SyncAttempt.__table__
 sync_cursor_table = SyncCursor.__table__
 metadata = SQLModel.metadata
+
+# The client registry's tables (auth_client, auth_jti) live beside their code; importing it
+# here puts them in ``metadata`` for migrations and tests.
+from gateway.store import clients as _clients  # noqa: E402, F401

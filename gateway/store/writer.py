@@ -13,6 +13,7 @@ above the database so one commit serves many HTTP requests.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -38,6 +39,9 @@ class _Pending:
     job: Job
     base_url: str
     future: Future[Any] = field(default_factory=Future)
+    # The submitter's context (e.g. the reading client's access, store/access.py), so a
+    # conditional write's search sees what the request may see.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class Writer:
@@ -125,7 +129,7 @@ class Writer:
                 run(connection, "SAVEPOINT job", {})
                 try:
                     repository = Repository(self.db, connection, pending.base_url)
-                    outcome = pending.job(repository)
+                    outcome = pending.context.run(pending.job, repository)
                     repository.check_deferred_references()
                 except GatewayError as error:
                     run(connection, "ROLLBACK TO SAVEPOINT job", {})

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 
 from gateway.errors import GatewayError
 from gateway.search.request import SearchRequest
+from gateway.store.access import Access
+from gateway.store.clients import subscription_access
 from gateway.store.tables import sync_delivery_table, sync_subscription_table, version_table
 from gateway.sync.criteria import SubscriptionSpec, parse_criteria, parse_subscription
 
@@ -37,6 +39,7 @@ class Registered:
     request: SearchRequest
     last_event_number: int
     topic: str | None = None
+    access: Access | None = None  # what its owner may see (store/clients.py)
 
 
 def version_body(conn: Connection, rid: int, version: int) -> dict[str, Any] | None:
@@ -102,12 +105,14 @@ def queue_handshake(conn: Connection, sid: int) -> None:
 
 def logging_subscriptions(conn: Connection, base_url: str) -> dict[str, list[Registered]]:
     """Subscriptions that log events, by the resource type their criteria is about."""
-    rows = conn.execute(select(S.sid, S.resource_type, S.criteria, S.last_event_number, S.topic)
+    rows = conn.execute(select(S.sid, S.resource_type, S.criteria, S.last_event_number, S.topic,
+                               S.rid)
                         .where(S.status.in_(LOGGING), S.resource_type != "")
-                        .order_by(S.sid))
+                        .order_by(S.sid)).all()
     out: dict[str, list[Registered]] = {}
     for row in rows:
         request = parse_criteria(row.criteria, base_url)
         out.setdefault(row.resource_type, []).append(
-            Registered(row.sid, row.resource_type, request, row.last_event_number, row.topic))
+            Registered(row.sid, row.resource_type, request, row.last_event_number, row.topic,
+                       subscription_access(conn, row.rid)))
     return out

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.search.request import SearchRequest
 from gateway.store import query
+from gateway.store.access import access_as, visible
 from gateway.store.db import Database
 from gateway.store.outbox import ROUTER, OutboxCursor, prune_outbox
 from gateway.store.tables import (
@@ -172,12 +173,16 @@ def _triggered(sub: Registered, versions: _Versions) -> bool:
 
 
 def _matches(conn: Connection, sub: Registered, row: Any) -> bool:
-    """The API's search condition for this subscription, restricted to the changed row."""
-    if not sub.request.criteria:
-        return True
-    if row.action == "delete":
-        return False
-    return query.matches(conn, sub.request, row.rid, row.type)
+    """The API's search condition for this subscription, restricted to the changed row and
+    to what the subscription's owner may read (store/access.py)."""
+    if sub.access is not None and row.action == "delete":
+        return False  # a deletion no longer shows whose patient it was
+    with access_as(sub.access):
+        if not sub.request.criteria:
+            return sub.access is None or visible(conn, row.rid, query.execute)
+        if row.action == "delete":
+            return False
+        return query.matches(conn, sub.request, row.rid, row.type)
 
 
 def _append_event(conn: Connection, sub: Registered, row: Any) -> None:

@@ -1,0 +1,99 @@
+"""Authorization checks that need the request body or the target resource.
+
+The middleware (api/security.py) checks what the URL says; these run in the handlers once
+the body is read: each entry of a transaction or batch Bundle needs the scope of its own
+interaction (R4 http.html#transaction: every entry is an interaction of its own); a
+Subscription needs read access to what it subscribes to and is stamped with the client that
+made it, so only that client sees it and it is only notified of what that client may read;
+an update or delete of a resource the client may not see answers 404 like an unknown id.
+Without a principal (GATEWAY_AUTH=off) they do nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.api.interactions import ADMIN_TYPES
+from gateway.auth.principal import Principal, current_principal
+from gateway.errors import Forbidden, Gone, NotFound
+from gateway.rest.interactions import FhirService
+from gateway.store.clients import CLIENT_SYSTEM
+from gateway.sync.criteria import parse_subscription
+
+_ENTRY_PERMISSIONS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
+
+
+def check_resource(resource_type: str, resource: Any, *, creating: bool, base: str,
+                   where: str = "") -> bool:
+    """Checks on a resource about to be written by the current client; True when the
+    resource was changed (a Subscription stamped with its owner), so whatever was derived
+    from the body before must be derived again."""
+    principal = current_principal.get()
+    if principal is None or resource_type != "Subscription" or not isinstance(resource, dict):
+        return False
+    spec = parse_subscription(resource, creating=creating, base_url=base)
+    principal.require(spec.resource_type, "r", f"{where}Subscription.criteria")
+    principal.require(spec.resource_type, "s", f"{where}Subscription.criteria")
+    stamp_owner(resource, principal)
+    return True
+
+
+def stamp_owner(resource: dict[str, Any], principal: Principal) -> None:
+    """Tag a Subscription with the client that wrote it (``meta.tag``), replacing any tag
+    of that system the body carried."""
+    meta = resource.setdefault("meta", {})
+    tags = [t for t in meta.get("tag", []) if isinstance(t, dict)
+            and t.get("system") != CLIENT_SYSTEM]
+    meta["tag"] = [*tags, {"system": CLIENT_SYSTEM, "code": principal.client_id}]
+
+
+def check_bundle(bundle: Any, base: str, service: FhirService) -> None:
+    """Each transaction/batch entry needs the scope of the interaction it stands for, and
+    may not change a resource the client cannot see."""
+    principal = current_principal.get()
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if principal is None or not isinstance(entries, list):
+        return
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        where = f"Bundle.entry[{index}]"
+        request = entry.get("request") if isinstance(entry.get("request"), dict) else {}
+        method = str(request.get("method", "")).upper()
+        url = str(request.get("url", "")).split("?")[0].strip("/")
+        resource_type = url.split("/")[0] if url else ""
+        resource = entry.get("resource")
+        if not resource_type and isinstance(resource, dict):
+            resource_type = str(resource.get("resourceType", ""))
+        if not resource_type:
+            continue
+        if resource_type in ADMIN_TYPES:
+            if method != "GET":
+                raise Forbidden(f"{resource_type} resources are written by the gateway only.",
+                                expression=[f"{where}.request"])
+            principal.require_admin()
+        principal.require(resource_type, _entry_permission(method, url, request),
+                          f"{where}.request")
+        parts = url.split("/")
+        if method in ("PUT", "PATCH", "DELETE") and len(parts) == 2:
+            check_target(service, parts[0], parts[1])
+        if isinstance(resource, dict):
+            check_resource(resource_type, resource, creating=method == "POST", base=base,
+                           where=f"{where}.resource.")
+
+
+def _entry_permission(method: str, url: str, request: dict[str, Any]) -> str:
+    if method == "GET":
+        return "r" if "/" in url and "?" not in str(request.get("url", "")) else "s"
+    return _ENTRY_PERMISSIONS.get(method, "r")
+
+
+def check_target(service: FhirService, resource_type: str, resource_id: str) -> None:
+    """404 for an update or delete of an existing resource the client may not see."""
+    if current_principal.get() is None:
+        return
+    try:
+        rid = service.db.reader.current(resource_type, resource_id)[0]
+    except (NotFound, Gone):
+        return
+    service.check_visible(rid, resource_type, resource_id)

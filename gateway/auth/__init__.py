@@ -1,0 +1,1 @@
+"""Authorization: SMART Backend Services clients and tokens, scopes, audit, rate limits."""

@@ -1,0 +1,37 @@
+"""Requests per client: a token bucket per client id, in each process (pure).
+
+A bucket holds up to ``burst`` tokens and refills at ``rate`` per second; a request takes
+one. When it is empty the caller answers 429 with Retry-After (RFC 6585 section 4) giving
+the seconds until a token is back.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+
+class RateLimiter:
+    def __init__(self, rate: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> int:
+        """0 when the request may go ahead, else the seconds to wait (at least 1)."""
+        if self.rate <= 0:
+            return 0
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0
+            self._buckets[key] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
