@@ -49,7 +49,9 @@ _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY
             (b"referrer-policy", b"no-referrer"),
             (b"strict-transport-security", b"max-age=31536000")]
 _NO_STORE = (b"cache-control", b"no-store")
-_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# The coordinator pages load only their own stylesheet and post forms to themselves.
+_CSP = (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self' "
+        b"data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _DOCS = ("/docs", "/redoc")
 
 
