@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.coordination.runner import workflow_runner
 from tests.e2e.conftest import screenshot
 from tests.integration.hl7v2_helpers import sample
 
@@ -90,3 +92,33 @@ def test_an_adt_discharge_appears_on_the_page(page: Any, demo_server: str) -> No
     page.wait_for_selector("#timeline")
     assert _event(page, "Discharged from NORTH (inpatient)").is_visible()
     assert _event(page, "Admitted (inpatient) to NORTH").is_visible()
+
+
+def test_a_discharge_of_an_enrolled_patient_puts_follow_ups_on_the_page(
+        page: Any, demo_server: str, app: Any) -> None:
+    """Issue 7's flow in one go: an ADT discharge of a patient in the care program raises
+    the follow-ups (the workflow runner, as the delivery worker runs it), and the
+    coordinator sees them open on the patient's page and in the timeline."""
+    now = datetime.now(UTC)
+    stamps = {"20240305081500": (now - timedelta(days=2)).strftime("%Y%m%d%H%M%S"),
+              "20240309104500": (now - timedelta(hours=1)).strftime("%Y%m%d%H%M%S"),
+              "20240309110000": (now - timedelta(minutes=59)).strftime("%Y%m%d%H%M%S"),
+              "N100234": "MRN1001", "V20240001": "V-E2E-1"}
+    for name in ("north_a01_v25", "north_a03_v25"):
+        answer = httpx.post(demo_server + "/hl7v2", content=sample(name, stamps),
+                            headers={"Content-Type": "x-application/hl7-v2+er7"})
+        assert answer.status_code == 200 and b"MSA|AA" in answer.content
+    runner = workflow_runner(app.state.database, app.state.settings)
+    assert runner.run_until_idle() > 0
+    page.goto(demo_server + "/")
+    page.fill("#q", "MRN1001")
+    page.press("#q", "Enter")
+    page.click("#results a")
+    follow_ups = page.locator("#follow-ups")
+    for description in ("Follow-up visit within 7 days of discharge",
+                        "Call the patient within 2 business days of discharge",
+                        "Reconcile medications after discharge",
+                        "Contact the inpatient team about the admission"):
+        assert follow_ups.locator("li", has_text=description).first.is_visible()
+    assert _event(page, "Discharged from NORTH (inpatient)").is_visible()
+    assert page.locator("#timeline li.event", has_text="Follow-up visit within 7 days").count() >= 1
