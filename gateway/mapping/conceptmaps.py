@@ -38,9 +38,12 @@ class CodeTable:
         self.url = concept_map.url
         self.source_system: str | None = None
         self.codes: dict[str, Translation] = {}
+        self.displays: dict[str, str] = {}  # source code -> its display (element.display)
         for group in concept_map.group or []:
             self.source_system = self.source_system or group.source
             for element in group.element or []:
+                if element.code and element.display:
+                    self.displays.setdefault(element.code, element.display)
                 target = _first_match(element.target or [])
                 if element.code and target is not None and target.code:
                     self.codes.setdefault(element.code, Translation(
@@ -56,6 +59,11 @@ class CodeTable:
 
     def translate(self, code: str) -> Translation | None:
         return self.codes.get(code)
+
+    def source_display(self, code: str) -> str | None:
+        """How the source system names ``code``: readable text even when no target
+        concept is chosen yet (an ``unmatched`` element)."""
+        return self.displays.get(code)
 
 
 def _first_match(targets: list[Any]) -> Any:
@@ -78,3 +86,6 @@ class LayeredTable:
             if found is not None:
                 return found
         return None
+
+    def source_display(self, code: str) -> str | None:
+        return next((d for t in self.layers if (d := t.source_display(code))), None)

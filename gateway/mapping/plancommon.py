@@ -78,7 +78,9 @@ def concept(rules: FormatRules, rule: dict[str, Any], value: str, text: str | No
     """A CodeableConcept: the translation (when known) and always the source code and text,
     so an unknown code is kept, never dropped, and reported as a warning."""
     table = rules.table(rule["conceptmap"])
-    source = {"system": table.source_system, "code": value}
+    named = table.source_display(value)
+    source = {"system": table.source_system, "code": value, "display": named}
+    source = {k: v for k, v in source.items() if v}
     found = table.translate(value)
     codings = [source]
     if found is not None:
@@ -87,7 +89,7 @@ def concept(rules: FormatRules, rule: dict[str, Any], value: str, text: str | No
     else:
         issues.append(MappingIssue(pointer, f"{value!r} is not in ConceptMap "
                                             f"{rule['conceptmap']}; kept as text"))
-    display = text or (found.display if found is not None and found.display else value)
+    display = text or named or (found.display if found is not None and found.display else value)
     return {"coding": codings, "text": display}
 
 
