@@ -1,4 +1,4 @@
-"""The audit trail: every access by a client becomes a FHIR AuditEvent.
+"""The audit trail: every access by a client or a person becomes a FHIR AuditEvent.
 
 Records are collected in memory and written in batches through the writer's group commit
 (store/writer.py): one writer job stores every record waiting at that moment, each as an
