@@ -349,8 +349,10 @@ def messages_replay(
 
 def _clients() -> None:
     from gateway.auth.commands import clients_app
+    from gateway.auth.user_commands import users_app
 
     app.add_typer(clients_app, name="clients")
+    app.add_typer(users_app, name="users")
 
 
 _clients()

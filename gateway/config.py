@@ -91,6 +91,26 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; none: CORS off.")
 
+    # -- people on the coordinator pages: README "Security", "People" -----------------
+    session_secret: str | None = Field(
+        default=None, description="Key (at least 32 characters) signing session and login "
+        "form cookies; without one a random key is made at start-up (sessions end on "
+        "restart and are not shared between processes).")
+    session_secret_file: str | None = Field(
+        default=None, description="File holding that key (preferred over the variable).")
+    session_hours: float = Field(
+        default=8.0, gt=0, le=168, description="A session ends this long after sign-in.")
+    session_cookie_secure: bool = Field(
+        default=True, description="Mark cookies Secure (HTTPS only). Turn off only for "
+        "development over plain HTTP on a machine of your own.")
+    login_failures_per_minute: float = Field(
+        default=5.0, gt=0, description="Failed sign-ins allowed per minute, per network "
+        "address and per user name (burst of as many), before 429.")
+    trusted_user_header: str | None = Field(
+        default=None, description="Header naming the signed-in person, set by an "
+        "authenticating proxy in front (e.g. X-Forwarded-User). Honoured only when set; "
+        "the gateway must then be reachable only through that proxy.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

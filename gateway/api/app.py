@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from gateway import __version__
-from gateway.api import auth, errors, ingest_plans, measures, pages, security
+from gateway.api import auth, errors, ingest_plans, login, measures, pages, security
 from gateway.api.fhir import router as fhir_router
 from gateway.api.hl7v2 import router as hl7v2_router
 from gateway.api.media import ContentNegotiation
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(measures.router)
     app.include_router(timeline_router)
     app.include_router(auth.router)
+    app.include_router(login.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static, name="static")
     log.info("gateway ready on %s", database.url.render_as_string(hide_password=True))

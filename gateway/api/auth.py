@@ -8,12 +8,11 @@ and answers an access token, or an RFC 6749 section 5.2 error as JSON.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from gateway.api.params import small_form
 from gateway.api.security import Security
 from gateway.auth.audit import Access
 from gateway.auth.tokens import CLIENT_ALGORITHMS, OAuthError, unverified_issuer
@@ -62,10 +61,9 @@ async def token(request: Request) -> Response:
     if wait:
         return JSONResponse({"error": "slow_down", "error_description": "Too many token "
                             "requests."}, status_code=429, headers={"Retry-After": str(wait)})
-    raw = await request.body()
-    if len(raw) > _MAX_FORM:
+    form = await small_form(request, _MAX_FORM)
+    if form is None:
         return _error(OAuthError("invalid_request", "The request body is too large."))
-    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     try:
         issued = await run_in_threadpool(security.tokens.issue, form, token_url(request))
     except OAuthError as error:

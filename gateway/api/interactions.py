@@ -6,6 +6,12 @@ history ``s``, create ``c``, update (and conditional update) ``u``, delete ``d``
 Transactions and batches are checked per entry once their body is read
 (api/guards.py). Inbound messages need create and update on what they write; the message
 store, delivery queue and audit log are for administrators.
+
+The patient timeline (``/patients/{id}/timeline``) and the measures (``/measures``,
+``/measures.csv``) are views over several resource types, so they need read (``r``) on
+every type they show: the timeline on Encounter, CarePlan, CareTeam and Task, the measures
+on Encounter, CareTeam and CarePlan. A token missing one of them is refused (403), not
+served a partial view that would look complete.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ PUBLIC = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
                     "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/sync/topics"})
 PROTECTED_PREFIXES = ("/fhir", "/hl7v2", "/ingest", "/sync")
 _TYPE = re.compile(r"^[A-Z][A-Za-z]*$")
+_TIMELINE = re.compile(r"^/patients/([^/]+)/timeline$")
+MEASURES = frozenset({"/measures", "/measures.csv"})
+TIMELINE_TYPES = ("Encounter", "CarePlan", "CareTeam", "Task")
+MEASURE_TYPES = ("Encounter", "CareTeam", "CarePlan")
 # ADT messages and Da Vinci notifications write these (mappings/ and ingest/).
 _MESSAGE_TYPES = ("Patient", "Encounter", "Organization", "Practitioner", "Location")
 _PLAN_TYPES = ("CarePlan", "CareTeam", "Goal", "Condition", "Task", "Patient",
@@ -43,18 +53,35 @@ class Interaction:
 def is_protected(path: str) -> bool:
     if path in PUBLIC:
         return False
+    if is_view(path):
+        return True
     return any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
+
+
+def is_view(path: str) -> bool:
+    """The JSON/CSV views over the store (timeline, measures) that the coordinator pages
+    link to: a client's token or a signed-in person's session opens them."""
+    return path in MEASURES or _TIMELINE.match(path) is not None
 
 
 def classify(method: str, path: str) -> Interaction:
     """The interaction of ``method path`` (a protected path)."""
     if path.startswith("/fhir"):
         return _fhir(method, [s for s in path[len("/fhir"):].split("/") if s])
+    timeline = _TIMELINE.match(path)
+    if timeline is not None:
+        return Interaction("read", "Patient", timeline.group(1), _reads(TIMELINE_TYPES))
+    if path in MEASURES:
+        return Interaction("search", needs=_reads(MEASURE_TYPES))
     if path == "/hl7v2" and method == "POST":
         return Interaction("ingest", needs=_writes(_MESSAGE_TYPES), write=True)
     if path in ("/ingest/careplan", "/ingest/careteam") and method == "POST":
         return Interaction("ingest", needs=_writes(_PLAN_TYPES), write=True)
     return Interaction("operation", admin=True, write=method != "GET")
+
+
+def _reads(types: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((t, "r") for t in types)
 
 
 def _writes(types: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
 
+from gateway.api.people import signed_in
 from gateway.errors import GatewayError
 from gateway.fhir.dates import parse_range, to_instant
 from gateway.timeline import overview
@@ -72,6 +73,7 @@ def iso(value: float | str | None) -> str:
 environment.filters["absolute"] = absolute
 environment.filters["iso"] = iso
 environment.filters["relative"] = relative
+environment.globals["signed_in"] = signed_in
 
 
 def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:

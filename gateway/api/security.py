@@ -25,10 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import outcome_response
 from gateway.api.interactions import Interaction, classify, is_protected
+from gateway.api.people import USER_KEY, People, PeopleMiddleware
 from gateway.auth.audit import Access, AuditTrail
 from gateway.auth.principal import Principal, current_principal
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.scopes import Scopes
+from gateway.auth.sessions import Signer, load_session_key
 from gateway.auth.tokens import TokenService, load_signing_key
 from gateway.config import Settings
 from gateway.errors import (
@@ -41,6 +43,7 @@ from gateway.errors import (
 from gateway.store.access import current_access
 from gateway.store.clients import Client, ClientRegistry
 from gateway.store.db import Database
+from gateway.store.users import UserRegistry
 from gateway.store.writer import Writer
 
 log = logging.getLogger("gateway.security")
@@ -64,6 +67,7 @@ class Security:
     tokens: TokenService | None
     limiter: RateLimiter
     audit: AuditTrail
+    people: People
 
     @property
     def enabled(self) -> bool:
@@ -73,16 +77,35 @@ class Security:
 def build(settings: Settings, database: Database, writer: Writer) -> Security:
     registry = ClientRegistry(database)
     tokens = None
+    session_key = b""
     if settings.auth == "smart":
         key = load_signing_key(settings.auth_signing_key, settings.auth_signing_key_file)
         tokens = TokenService(registry, key, settings.auth_token_seconds)
+        session_key = load_session_key(settings.session_secret, settings.session_secret_file)
+        _warn_about_people(settings)
     else:
         log.warning("AUTHORIZATION IS OFF (GATEWAY_AUTH=off): every caller may read and write "
-                    "everything. For development and the demo only; set GATEWAY_AUTH=smart "
-                    "anywhere else.")
+                    "everything, and the coordinator pages (/, /patients, /panel, "
+                    "/measures/view) are open to anyone without signing in. For development "
+                    "and the demo only; set GATEWAY_AUTH=smart anywhere else.")
+    audit = AuditTrail(writer)
+    failures = RateLimiter(settings.login_failures_per_minute / 60.0,
+                           max(1, int(settings.login_failures_per_minute)))
+    people = People(settings, UserRegistry(database), Signer(session_key), failures, audit)
     return Security(settings, registry, tokens,
                     RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-                    AuditTrail(writer))
+                    audit, people)
+
+
+def _warn_about_people(settings: Settings) -> None:
+    if settings.trusted_user_header:
+        log.warning("People are signed in by the %s header (GATEWAY_TRUSTED_USER_HEADER): "
+                    "this gateway must be reachable only through the proxy that sets it.",
+                    settings.trusted_user_header)
+    if not settings.session_cookie_secure:
+        log.warning("Session cookies are not marked Secure "
+                    "(GATEWAY_SESSION_COOKIE_SECURE=false): for development over plain HTTP "
+                    "only.")
 
 
 def install(app: Any, security: Security) -> None:
@@ -90,6 +113,7 @@ def install(app: Any, security: Security) -> None:
     app.state.security = security
     if security.enabled:
         app.add_middleware(AuthMiddleware, security=security)
+        app.add_middleware(PeopleMiddleware, people=security.people)
     if security.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=security.settings.cors_origins,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
@@ -181,7 +205,8 @@ class AuthMiddleware:
         self._clients: dict[str, tuple[float, Client | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_protected(scope["path"]):
+        if scope["type"] != "http" or not is_protected(scope["path"]) \
+                or scope.get(USER_KEY) is not None:  # a person (api/people.py)
             await self.app(scope, receive, send)
             return
         interaction = classify(scope["method"], scope["path"])

@@ -1,4 +1,4 @@
-"""The audit trail: every access by a client becomes a FHIR AuditEvent.
+"""The audit trail: every access by a client or a person becomes a FHIR AuditEvent.
 
 Records are collected in memory and written in batches through the writer's group commit
 (store/writer.py): one writer job stores every record waiting at that moment, each as an
@@ -42,7 +42,9 @@ _LOGIN = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110
           "display": "User Authentication"}
 _ACTIONS = {"create": "C", "read": "R", "vread": "R", "history": "R", "search": "E",
             "update": "U", "delete": "D", "transaction": "E", "batch": "E",
-            "operation": "E", "login": "E", "ingest": "C", "delivery": "R"}
+            "operation": "E", "login": "E", "logout": "E", "ingest": "C", "delivery": "R"}
+_LOGOUT = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110123",
+           "display": "Logout"}
 _INTERACTIONS = {"read", "vread", "update", "patch", "delete", "history", "create",
                  "search", "capabilities", "transaction", "batch", "operation"}
 
@@ -51,7 +53,7 @@ _INTERACTIONS = {"read", "vread", "update", "patch", "delete", "history", "creat
 class Access:
     """One access to record."""
 
-    client_id: str
+    client_id: str  # the client, or the person's user name
     interaction: str
     status: int
     resource_type: str | None = None
@@ -61,6 +63,7 @@ class Access:
     address: str | None = None
     detail: str | None = None
     recorded: float = 0.0
+    agent_system: str = CLIENT_SYSTEM  # a client, or a person (store.users.USER_SYSTEM)
 
     def __post_init__(self) -> None:
         self.recorded = self.recorded or time.time()
@@ -76,7 +79,7 @@ def outcome_code(status: int) -> str:
 
 def build_event(access: Access, patient: str | None) -> dict[str, Any]:
     """The AuditEvent for one access."""
-    login = access.interaction == "login"
+    login = access.interaction in ("login", "logout")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": _LOGIN if login else _REST,
@@ -94,6 +97,8 @@ def build_event(access: Access, patient: str | None) -> dict[str, Any]:
     if access.interaction in _INTERACTIONS:
         event["subtype"] = [{"system": "http://hl7.org/fhir/restful-interaction",
                              "code": access.interaction}]
+    if access.interaction == "logout":
+        event["subtype"] = [_LOGOUT]
     entities = _entities(access, patient)
     if entities:
         event["entity"] = entities
@@ -102,7 +107,7 @@ def build_event(access: Access, patient: str | None) -> dict[str, Any]:
 
 def _agent(access: Access) -> dict[str, Any]:
     agent: dict[str, Any] = {
-        "who": {"identifier": {"system": CLIENT_SYSTEM, "value": access.client_id}},
+        "who": {"identifier": {"system": access.agent_system, "value": access.client_id}},
         "altId": access.client_id, "requestor": True}
     if access.address:
         agent["network"] = {"address": access.address, "type": "2"}

@@ -22,6 +22,16 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def waiting(self, key: str) -> int:
+        """Like ``take`` without taking: the seconds until ``key`` may go ahead (0: now)."""
+        if self.rate <= 0:
+            return 0
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0 if tokens >= 1.0 else max(1, math.ceil((1.0 - tokens) / self.rate))
+
     def take(self, key: str) -> int:
         """0 when the request may go ahead, else the seconds to wait (at least 1)."""
         if self.rate <= 0:

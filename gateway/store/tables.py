@@ -325,3 +325,6 @@ metadata = SQLModel.metadata
 # The client registry's tables (auth_client, auth_jti) live beside their code; importing it
 # here puts them in ``metadata`` for migrations and tests.
 from gateway.store import clients as _clients  # noqa: E402, F401
+
+# The people who sign in to the pages, and their sessions (auth_user, auth_session).
+from gateway.store import users as _users  # noqa: E402, F401

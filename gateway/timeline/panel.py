@@ -18,7 +18,8 @@ from typing import Any
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir.dates import period_range
 from gateway.fhir.references import parse_reference
-from gateway.store import careteams
+from gateway.store import careteams, query
+from gateway.store.access import visible
 from gateway.store.repository import Repository
 from gateway.timeline.period import Period
 
@@ -56,10 +57,13 @@ def parse_panel(organization: str | None, practitioner: str | None,
 
 
 def patients(repo: Repository, panel: Panel, period: Period) -> list[str]:
-    """The panel's patients (``Patient/id``), sorted."""
+    """The panel's patients (``Patient/id``), sorted. Under a restricted access
+    (store/access.py) only the patients the reader may see: the CareTeam search leaves the
+    others' teams out, and one patient the reader may not see is unknown (404)."""
     if panel.kind == "patient":
         assert panel.reference is not None
-        if careteams.read_reference(repo, panel.reference) is None:
+        stored = careteams.read_reference(repo, panel.reference)
+        if stored is None or not visible(repo.conn, stored.rid, query.execute):
             raise NotFound(f"{panel.reference} is not a known patient.",
                            expression=["patient"])
         return [panel.reference]

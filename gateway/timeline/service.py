@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir.references import parse_reference
+from gateway.store import query
+from gateway.store.access import restricted, visible
 from gateway.store.db import Database
 from gateway.timeline import describe as d
 from gateway.timeline.careplans import careplan_entries
@@ -62,8 +64,15 @@ class PatientData:
 
 
 def require_patient(db: Database, patient_id: str) -> dict[str, Any]:
-    """The patient's current body; NotFound (404) or Gone (410) otherwise."""
-    return orjson.loads(db.reader.current("Patient", patient_id)[4])
+    """The patient's current body; NotFound (404) or Gone (410) otherwise. A patient the
+    reader may not see (store/access.py: another organization's) is NotFound too, so the
+    timeline and the patient page do not reveal that it exists."""
+    row = db.reader.current("Patient", patient_id)
+    if restricted() is not None:
+        with reading(db) as conn:
+            if not visible(conn, row[0], query.execute):
+                raise NotFound(f"Patient/{patient_id} is not known.")
+    return orjson.loads(row[4])
 
 
 def patient_timeline(db: Database, patient_id: str, *, since: str | None = None,
