@@ -1,4 +1,4 @@
-"""Migration 0004 adds the client registry to an existing 0003 database, matching the table
+"""Migration 0006 adds the client registry to an existing 0005 database, matching the table
 definitions exactly, and down again."""
 
 from __future__ import annotations

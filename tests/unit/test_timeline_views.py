@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from gateway.api.pages import absolute, relative
+from gateway.store.access import Access, access_as
 from gateway.timeline.careplans import diff
 from gateway.timeline.careteams import careteam_entries
-from gateway.timeline.sources import Version
+from gateway.timeline.deliveries import delivery_entries
+from gateway.timeline.sources import Delivery, Version
 from gateway.timeline.tasks import is_overdue
 
 NOW = 1_795_000_000.0  # 2026-11-18T11:06:40Z
@@ -71,3 +73,15 @@ def test_dates_are_shown_absolute_and_relative() -> None:
     assert relative(NOW + 7200, NOW) == "in 2 hours"
     assert relative(NOW - 10, NOW) == "just now"
     assert relative(None) == ""
+
+
+def test_endpoints_are_shown_only_to_viewers_who_may_see_every_subscriber() -> None:
+    failed = Delivery(1, "failed", 1.0, None, "connect to https://ehr.b.example/hook refused", 3,
+                      "https://ehr.b.example/hook", "Subscription/s1", "Encounter/e1/_history/2")
+    names = {"Subscription/s1": "Hospital B"}
+    admin = delivery_entries([failed], names)[0]
+    assert "https://ehr.b.example/hook" in admin.summary
+    with access_as(Access(organizations=("Organization/a",))):
+        scoped = delivery_entries([failed], names)[0]
+    assert "Hospital B" in scoped.summary
+    assert "ehr.b.example" not in scoped.summary + " ".join(scoped.details or ())
