@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from gateway.store.tables import (
     sync_subscription_table,
     version_table,
 )
+from gateway.sync.destinations import NOT_SUBSCRIPTIONS
 from gateway.sync.retry import ErrorKind, RetryPolicy
 
 D = sync_delivery_table.c
@@ -39,6 +41,8 @@ E = sync_event_table.c
 V = version_table.c
 #: Failures that say the destination itself is unwell (they trip its circuit).
 DESTINATION_FAULTS = (ErrorKind.TRANSPORT, ErrorKind.SERVER, ErrorKind.GONE)
+#: Registry ``content`` values whose notifications carry the changed resource.
+WITH_BODY = ("full-resource", "rest-write", "davinci-message")
 
 
 @dataclass
@@ -81,6 +85,9 @@ class Outcome:
     http_status: int | None = None
     error: str | None = None
     kind: ErrorKind | None = None
+    #: Bookkeeping of the attempt's consequences (a remote copy, a conflict), run in the
+    #: transaction that records the attempt.
+    after: Callable[[Connection], None] | None = None
 
     @property
     def ok(self) -> bool:
@@ -147,7 +154,7 @@ def _jobs(conn: Connection, ids: list[int]) -> list[Job]:
                   row.event_number, row.type, row.event_resource_id, row.version_id,
                   row.action, None, row.topic, row.content, row.status,
                   row.last_event_number, row.created_at, row.patient, row.timeout_seconds)
-        wants_body = row.content == "full-resource" if row.topic else bool(row.payload)
+        wants_body = row.content in WITH_BODY if row.topic else bool(row.payload)
         if row.rid is not None and wants_body and row.action != "delete":
             job.body = conn.execute(select(V.body).where(
                 V.rid == row.rid, V.version_id == row.version_id)).scalar()
@@ -171,6 +178,8 @@ def record(db: Database, job: Job, outcome: Outcome, policy: RetryPolicy,
 def _record(conn: Connection, db: Database, job: Job, outcome: Outcome, policy: RetryPolicy,
             base_url: str) -> str:
     now = time.time()
+    if outcome.after is not None:
+        outcome.after(conn)
     if outcome.ok:
         if job.kind == "handshake":  # resource first: see router.py on lock order
             _set_status(conn, db, job, "active", None, base_url, expect="requested")
@@ -182,7 +191,8 @@ def _record(conn: Connection, db: Database, job: Job, outcome: Outcome, policy: 
     delay = None if job.kind == "handshake" else \
         policy.next_delay(job.attempt, outcome.kind, now - first, random.random())
     if delay is None:
-        if job.kind == "handshake" or outcome.kind is not ErrorKind.CLIENT:
+        if job.kind == "handshake" or outcome.kind not in (ErrorKind.CLIENT,
+                                                           ErrorKind.CONFLICT):
             message = f"Delivery to {job.endpoint} failed: {outcome.error}"
             _set_status(conn, db, job, "error", message, base_url, expect=None)
         _attempt(conn, job, outcome, "failed")
@@ -233,7 +243,10 @@ def _reschedule(conn: Connection, job: Job, outcome: Outcome, first: float,
 def _set_status(conn: Connection, db: Database, job: Job, status: str, error: str | None,
                 base_url: str, *, expect: str | None) -> None:
     """Move the Subscription resource (and its registry row) to ``status``
-    (subscription.html#2.46.7.1), unless the subscriber changed it meanwhile."""
+    (subscription.html#2.46.7.1), unless the subscriber changed it meanwhile. Endpoints and
+    partners have no Subscription resource."""
+    if job.topic in NOT_SUBSCRIPTIONS:
+        return
     repo = Repository(db, conn, base_url)
     row = repo.current_row("Subscription", job.subscription_id, lock=True)
     if row is None or row.deleted:

@@ -46,7 +46,7 @@ from gateway.store.tables import (
     sync_event_table,
     sync_subscription_table,
 )
-from gateway.sync import careteam, registry
+from gateway.sync import careteam, partners, registry
 from gateway.sync.registry import Registered
 from gateway.sync.topics import TOPICS
 
@@ -126,6 +126,7 @@ class Router:
         subscriptions = registry.logging_subscriptions(conn, self.base_url)
         # Care-team routing can only reach an Endpoint; without any, skip its lookups.
         endpoints = _any_endpoint(conn) or any(row.type == "Endpoint" for row in rows)
+        pushing = [p for p in partners.partners(conn) if p.pushes]
         for row in rows:
             if row.type == "Subscription":
                 registry.apply_change(conn, row.rid, row.id, row.version_id, self.base_url)
@@ -140,6 +141,8 @@ class Router:
                     _append_event(conn, sub, row)
             if endpoints:
                 self._route_to_care_teams(conn, row, versions)
+            if pushing:
+                _route_to_partners(conn, row, versions, pushing)
 
     def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions) -> None:
         """Care-team routing (careteam.py): the patient's care team members' Endpoints."""
@@ -150,7 +153,7 @@ class Router:
         for rid, (endpoint_id, body) in careteam.endpoints_for(repo, row.patient,
                                                                time.time()).items():
             sid = careteam.endpoint_sid(conn, rid, endpoint_id, body)
-            if sid is not None:
+            if sid is not None and careteam.accepts(body, row.type, row.action):
                 _append_event(conn, _registered(conn, sid, row.type), row)
 
     # -- retention -------------------------------------------------------------------------
@@ -167,6 +170,17 @@ class Router:
             prune_outbox(conn, now - self.retention_seconds)
             conn.commit()
         return dropped
+
+
+def _route_to_partners(conn: Connection, row: Any, versions: _Versions,
+                       pushing: list[partners.Partner]) -> None:
+    """Partner push (push.py): changes of the partner's types, except deletions and what
+    came from that partner itself (no echo)."""
+    if row.action == "delete":
+        return
+    for partner in pushing:
+        if row.type in partner.types and not partner.sent_by_it(versions.pair()[1]):
+            _append_event(conn, _registered(conn, partner.sid, row.type), row)
 
 
 def _any_endpoint(conn: Connection) -> bool:

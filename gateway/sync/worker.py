@@ -23,8 +23,10 @@ import httpx
 
 from gateway.config import Settings
 from gateway.store.db import Database
-from gateway.sync import queue
+from gateway.sync import messages, push, queue
+from gateway.sync.careteam import DAVINCI, REST_WRITE
 from gateway.sync.notifications import build
+from gateway.sync.partner_auth import TokenCache
 from gateway.sync.retry import ErrorKind, RetryPolicy
 from gateway.sync.router import Router
 from gateway.sync.transport import send
@@ -53,6 +55,8 @@ class DeliveryWorker:
         self.transport = transport
         self.lease = max(settings.delivery_lease_seconds,
                          settings.delivery_timeout_seconds + 1)
+        self.system = settings.own_identifier_system
+        self.tokens = TokenCache()
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -108,19 +112,31 @@ class DeliveryWorker:
 
     async def _deliver(self, client: httpx.AsyncClient, job: queue.Job) -> None:
         try:
-            outgoing = build(job, self.settings.delivery_signing_secrets,
-                             base=self.base_url)
+            outcome = await self._attempt(client, job)
         except Exception as error:  # ours to fix: recorded and retried long
             log.exception("building notification %s failed", job.delivery_id)
             outcome = queue.Outcome(time.time(), 0.0, job.endpoint, None,
                                     f"{type(error).__name__}: {error}", ErrorKind.INTERNAL)
-        else:
-            outcome = await send(client, outgoing, job.timeout_seconds
-                                 or self.settings.delivery_timeout_seconds)
         status = await asyncio.to_thread(queue.record, self.db, job, outcome, self.policy,
                                          self.base_url)
         log.debug("notification %s to %s -> %s (%s)", job.delivery_id, outcome.url,
                   outcome.http_status or outcome.error, status)
+
+
+    async def _attempt(self, client: httpx.AsyncClient, job: queue.Job) -> queue.Outcome:
+        """Build and send one notification in the destination's format: a FHIR write
+        (push.py), a Da Vinci message (messages.py), or a rest-hook/Backport request."""
+        timeout = job.timeout_seconds or self.settings.delivery_timeout_seconds
+        secrets = self.settings.delivery_signing_secrets
+        if job.kind == "event" and job.content == REST_WRITE:
+            write = await asyncio.to_thread(push.prepare, self.db, job, self.system, secrets)
+            return await push.send_write(client, write, self.tokens, timeout)
+        if job.kind == "event" and job.content == DAVINCI:
+            outgoing = await asyncio.to_thread(messages.request, self.db, job, self.base_url,
+                                               self.system, secrets)
+        else:
+            outgoing = build(job, secrets, base=self.base_url)
+        return await send(client, outgoing, timeout)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

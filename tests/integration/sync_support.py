@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from gateway.config import Settings
 from gateway.store.db import Database
 from gateway.sync.topics import BASE
 from gateway.sync.worker import DeliveryWorker
-from tests.conftest import LiveServer
+from tests.conftest import BACKEND, LiveServer, empty_postgres, throwaway_postgres
 
 SECRETS = ["new-secret", "old-secret"]
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
@@ -190,3 +191,33 @@ def api(sync_app: Any) -> Iterator[TestClient]:
 
 def new_patient(api: TestClient) -> str:
     return str(api.post("/fhir/Patient", json={"resourceType": "Patient"}).json()["id"])
+
+
+# -- a second gateway (a partner FHIR server) --------------------------------------------
+
+@pytest.fixture(scope="session")
+def partner_postgres_database() -> Iterator[str | None]:
+    if BACKEND != "postgresql":
+        yield None
+        return
+    with throwaway_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def partner_database_url(tmp_path: Path, partner_postgres_database: str | None) -> str:
+    if partner_postgres_database is None:
+        return f"sqlite:///{tmp_path / 'partner.db'}"
+    empty_postgres(partner_postgres_database)
+    return partner_postgres_database
+
+
+@pytest.fixture
+def partner_gateway(partner_database_url: str) -> Iterator[LiveServer]:
+    """Another gateway instance under uvicorn on 127.0.0.1, on its own database: the
+    partner FHIR server (its own delivery worker is off)."""
+    application = create_app(fast_settings(partner_database_url,
+                                           identifier_system="urn:test:partner-gateway"))
+    with LiveServer(application) as server:
+        yield server
+    application.state.database.dispose()
