@@ -347,6 +347,7 @@ class RemoteResource(SQLModel, table=True):
     type: str = Field(max_length=64)
     remote_id: str = Field(max_length=64)
     remote_version: str | None = Field(default=None, max_length=64)
+    local_version: int | None = None
     updated_at: float
 
 

@@ -70,6 +70,23 @@ class PartnerSpec:
                      f"auth oauth2 needs {name}.", name)
 
 
+def spec_from_json(body: Any) -> PartnerSpec:
+    """A PartnerSpec from a JSON object (``POST /sync/partners``), naming a bad field."""
+    _require(isinstance(body, dict), "The body must be a JSON object.", "$")
+    known = set(PartnerSpec.__dataclass_fields__)
+    for key, value in body.items():
+        _require(key in known, f"Unknown field {key!r}; known: {', '.join(sorted(known))}.",
+                 key)
+        if key == "types":
+            _require(isinstance(value, list) and all(isinstance(t, str) for t in value),
+                     "types must be a list of resource types.", key)
+        else:
+            _require(value is None or isinstance(value, str), f"{key} must be a string.", key)
+    for key in ("name", "base_url"):
+        _require(bool(body.get(key)), f"{key} is required.", key)
+    return PartnerSpec(**body)
+
+
 def _require(condition: bool, message: str, element: str) -> None:
     if not condition:
         raise InvalidRequest(message, expression=[element])
@@ -157,12 +174,6 @@ class Partner:
     @property
     def pulls(self) -> bool:
         return self.direction in ("pull", "both")
-
-    def sent_by_it(self, resource: dict[str, Any] | None) -> bool:
-        """Whether a version came from this partner (pull.py sets meta.source to the
-        partner's resource URL): such versions are not echoed back to it."""
-        source = ((resource or {}).get("meta") or {}).get("source") or ""
-        return isinstance(source, str) and source.startswith(self.base_url + "/")
 
 
 def partners(conn: Connection) -> list[Partner]:

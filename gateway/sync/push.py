@@ -117,7 +117,7 @@ def _remember(write: Write, response: httpx.Response) -> Any:
     def after(conn: Connection) -> None:
         if remote_id:
             remote.remember(conn, write.job.sid, write.rid, write.job.resource_type or "",
-                            remote_id, version)
+                            remote_id, version, write.job.version_id or 0)
     return after
 
 

@@ -67,7 +67,7 @@ def inbound(resource: Resource, system: str, find_local: FindLocal,
             remote_local: Callable[[str, str], str | None]) -> Resource:
     """A partner's resource as the gateway stores it: no partner id or meta, without the
     gateway's own identifiers, references to local resources where they can be found
-    (by identifier, or by a remembered remote copy); others keep only their display."""
+    (by identifier, or by a remembered remote copy); others stay logical references."""
     out = copy.deepcopy(resource)
     out.pop("id", None)
     out.pop("meta", None)
@@ -76,15 +76,22 @@ def inbound(resource: Resource, system: str, find_local: FindLocal,
         out["identifier"] = kept
     else:
         out.pop("identifier", None)
-    for holder in list(_logical_holders(out)):
+    literal = list(iter_reference_holders(out))  # the partner's own, before relinking
+    for holder in _logical_holders(out):
         local = find_local(holder["type"], holder["identifier"])
-        _relink(holder, f"{holder['type']}/{local}" if local else None)
-    for holder in list(iter_reference_holders(out)):
+        if local:
+            _relink(holder, f"{holder['type']}/{local}")
+    for holder in literal:
         parsed = parse_reference(holder["reference"])
-        if parsed is None or holder["reference"].startswith("#"):
+        if parsed is None:
             continue
         local = remote_local(parsed.type, parsed.id)
-        _relink(holder, f"{parsed.type}/{local}" if local else None)
+        if local:
+            _relink(holder, f"{parsed.type}/{local}")
+        else:  # not known here: keep what it is, not a reference that cannot resolve
+            holder.pop("reference")
+            holder.setdefault("type", parsed.type)
+            holder.setdefault("display", f"{parsed.type}/{parsed.id} at the partner")
     return out
 
 
@@ -111,11 +118,10 @@ def _logical_holders(node: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _relink(holder: dict[str, Any], reference: str | None) -> None:
+def _relink(holder: dict[str, Any], reference: str) -> None:
     display = holder.get("display")
     holder.clear()
-    if reference:
-        holder["reference"] = reference
+    holder["reference"] = reference
     if display:
         holder["display"] = display
 
@@ -130,11 +136,21 @@ def remembered(conn: Connection, sid: int, rid: int) -> tuple[str, str | None] |
 
 
 def remember(conn: Connection, sid: int, rid: int, resource_type: str, remote_id: str,
-             remote_version: str | None) -> None:
+             remote_version: str | None, local_version: int) -> None:
+    """Record that local ``local_version`` and the destination's ``remote_version`` are the
+    same content (after a push, or a pull)."""
     conn.execute(delete(remote_resource_table).where(RR.sid == sid, RR.rid == rid))
     conn.execute(insert(remote_resource_table).values(
         sid=sid, rid=rid, type=resource_type, remote_id=remote_id,
-        remote_version=remote_version, updated_at=time.time()))
+        remote_version=remote_version, local_version=local_version, updated_at=time.time()))
+
+
+def in_sync(conn: Connection, sid: int, rid: int, version: int) -> bool:
+    """Whether a local version is one the destination has already (it was pulled from
+    there, or pushed there): pushing it would only echo it back."""
+    synced = conn.execute(select(RR.local_version).where(RR.sid == sid, RR.rid == rid)
+                          ).scalar()
+    return synced is not None and version <= synced
 
 
 def local_rid(conn: Connection, sid: int, resource_type: str, remote_id: str) -> int | None:

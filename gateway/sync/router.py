@@ -46,7 +46,7 @@ from gateway.store.tables import (
     sync_event_table,
     sync_subscription_table,
 )
-from gateway.sync import careteam, partners, registry
+from gateway.sync import careteam, partners, registry, remote
 from gateway.sync.registry import Registered
 from gateway.sync.topics import TOPICS
 
@@ -142,7 +142,7 @@ class Router:
             if endpoints:
                 self._route_to_care_teams(conn, row, versions)
             if pushing:
-                _route_to_partners(conn, row, versions, pushing)
+                _route_to_partners(conn, row, pushing)
 
     def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions) -> None:
         """Care-team routing (careteam.py): the patient's care team members' Endpoints."""
@@ -172,14 +172,14 @@ class Router:
         return dropped
 
 
-def _route_to_partners(conn: Connection, row: Any, versions: _Versions,
-                       pushing: list[partners.Partner]) -> None:
-    """Partner push (push.py): changes of the partner's types, except deletions and what
-    came from that partner itself (no echo)."""
+def _route_to_partners(conn: Connection, row: Any, pushing: list[partners.Partner]) -> None:
+    """Partner push (push.py): changes of the partner's types, except deletions and
+    versions the partner has already -- those pulled from it (no echo)."""
     if row.action == "delete":
         return
     for partner in pushing:
-        if row.type in partner.types and not partner.sent_by_it(versions.pair()[1]):
+        if row.type in partner.types \
+                and not remote.in_sync(conn, partner.sid, row.rid, row.version_id):
             _append_event(conn, _registered(conn, partner.sid, row.type), row)
 
 

@@ -27,6 +27,7 @@ from gateway.sync import messages, push, queue
 from gateway.sync.careteam import DAVINCI, REST_WRITE
 from gateway.sync.notifications import build
 from gateway.sync.partner_auth import TokenCache
+from gateway.sync.pull import Puller
 from gateway.sync.retry import ErrorKind, RetryPolicy
 from gateway.sync.router import Router
 from gateway.sync.transport import send
@@ -57,6 +58,11 @@ class DeliveryWorker:
                          settings.delivery_timeout_seconds + 1)
         self.system = settings.own_identifier_system
         self.tokens = TokenCache()
+        self.puller = Puller(db, self.system, self.tokens, base_url=self.base_url,
+                             interval=settings.partner_pull_seconds,
+                             timeout=settings.delivery_timeout_seconds)
+        self._pulling: asyncio.Task[int] | None = None
+        self._next_pull = 0.0
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -75,6 +81,8 @@ class DeliveryWorker:
                         await self._idle(stop)
             finally:
                 await asyncio.gather(*self._sending, return_exceptions=True)
+                if self._pulling is not None:
+                    await asyncio.gather(self._pulling, return_exceptions=True)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep one poll interval, or less if stopped or a send finished."""
@@ -92,6 +100,7 @@ class DeliveryWorker:
         routed = await asyncio.to_thread(self.router.run_until_idle)
         await asyncio.to_thread(queue.queue_heartbeats, self.db)
         await asyncio.to_thread(self.router.prune_if_due)
+        self._start_pull_if_due(client)
         free = self.settings.delivery_batch_size - len(self._sending)
         jobs = await asyncio.to_thread(queue.claim, self.db, free, self.lease) if free else []
         for job in jobs:
@@ -99,6 +108,15 @@ class DeliveryWorker:
             self._sending.add(task)
             task.add_done_callback(self._done)
         return routed + len(jobs)
+
+    def _start_pull_if_due(self, client: httpx.AsyncClient) -> None:
+        """Pull partners (pull.py) in the background, at most once per pull interval, so
+        slow partners never hold up deliveries."""
+        now = time.monotonic()
+        if now < self._next_pull or (self._pulling is not None and not self._pulling.done()):
+            return
+        self._next_pull = now + min(self.settings.partner_pull_seconds, 5.0)
+        self._pulling = asyncio.create_task(self.puller.pull_due(client), name="partner-pull")
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)

@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('remote_id', sa.String(length=64), nullable=False),
     sa.Column('remote_version', sa.String(length=64), nullable=True),
+    sa.Column('local_version', sa.Integer(), nullable=True),
     sa.Column('updated_at', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('sid', 'rid')
     )
