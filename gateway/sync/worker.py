@@ -3,8 +3,10 @@
 ``gateway serve`` runs one inside the web process (its lifespan); ``gateway worker`` runs one
 as a process of its own. Any number may run against one PostgreSQL database: the router runs
 in one of them at a time and claims use ``SKIP LOCKED`` (queue.py). When there is nothing to
-do a worker sleeps ``delivery_poll_seconds``. Database work runs in a thread so the event
-loop keeps sending while it waits.
+do a worker sleeps ``delivery_poll_seconds``, unless a commit wakes it first: commits in its
+own process call it directly, and on PostgreSQL it LISTENs for the NOTIFY every transaction
+with outbox rows sends (wakeup.py), so the poll is only a fallback. Database work runs in a
+thread so the event loop keeps sending while it waits.
 
 Sends run as independent tasks (at most ``delivery_batch_size`` at once): a worker claims more
 work as soon as any send finishes, so a receiver that hangs until the timeout occupies one
@@ -23,7 +25,7 @@ import httpx
 
 from gateway.config import Settings
 from gateway.store.db import Database
-from gateway.sync import messages, push, queue
+from gateway.sync import messages, push, queue, wakeup
 from gateway.sync.careteam import DAVINCI, REST_WRITE
 from gateway.sync.notifications import build
 from gateway.sync.partner_auth import TokenCache
@@ -33,6 +35,7 @@ from gateway.sync.router import Router
 from gateway.sync.transport import send
 
 log = logging.getLogger(__name__)
+_RECHECK_SECONDS = 0.02
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -65,28 +68,59 @@ class DeliveryWorker:
         self._next_pull = 0.0
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._nudged = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a failing pass is logged and retried after a pause.
         Sends under way when it stops are finished (or their leases lapse)."""
-        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client:
+        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client, \
+                self._woken_by_commits(stop):
             try:
                 while not stop.is_set():
+                    nudged, self._nudged = self._nudged, False
+                    self._wake.clear()  # a wake-up from here on ends the next idle wait
                     try:
                         busy = await self.run_once(client)
                     except Exception:
                         log.exception("delivery pass failed; retrying")
                         busy = 0
-                    if not busy:
+                    if not busy and nudged:  # the commit may still be finishing: look again
+                        await asyncio.sleep(_RECHECK_SECONDS)
+                    elif not busy:
                         await self._idle(stop)
             finally:
                 await asyncio.gather(*self._sending, return_exceptions=True)
                 if self._pulling is not None:
                     await asyncio.gather(self._pulling, return_exceptions=True)
 
+    @asynccontextmanager
+    async def _woken_by_commits(self, stop: asyncio.Event) -> AsyncIterator[None]:
+        """Wake up as soon as a change is committed instead of at the next poll: directly
+        for commits in this process (the in-process worker), and by LISTEN for commits in
+        any process on PostgreSQL (wakeup.py)."""
+        loop = asyncio.get_running_loop()
+
+        def from_any_thread() -> None:
+            loop.call_soon_threadsafe(self._nudge)
+
+        self.db.outbox_listeners.append(from_any_thread)
+        listening = None if self.db.is_sqlite else asyncio.create_task(
+            wakeup.listen(self.db.url, self._nudge, stop), name="outbox-listen")
+        try:
+            yield
+        finally:
+            self.db.outbox_listeners.remove(from_any_thread)
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+
+    def _nudge(self) -> None:
+        self._nudged = True
+        self._wake.set()
+
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Sleep one poll interval, or less if stopped or a send finished."""
-        self._wake.clear()
+        """Sleep one poll interval, or less if stopped, woken by a commit, or a send
+        finished."""
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         await asyncio.wait(waits, timeout=self.settings.delivery_poll_seconds,
                            return_when=asyncio.FIRST_COMPLETED)

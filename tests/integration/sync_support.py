@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +109,25 @@ class WorkerThread:
         self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(timeout=30)
         assert not self.thread.is_alive()
+
+
+@contextmanager
+def worker_process(database_url: str, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`gateway worker` as a process of its own (``settings``: GATEWAY_* overrides)."""
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_LOG_LEVEL="warning",
+               GATEWAY_DELIVERY_POLL_SECONDS="0.02", GATEWAY_DELIVERY_LEASE_SECONDS="1",
+               GATEWAY_DELIVERY_TIMEOUT_SECONDS="0.5",
+               GATEWAY_DELIVERY_BACKOFF_BASE_SECONDS="0.05",
+               GATEWAY_DELIVERY_BACKOFF_MAX_SECONDS="0.2")
+    env.update(settings)
+    process = subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
