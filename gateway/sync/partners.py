@@ -175,6 +175,13 @@ class Partner:
     def pulls(self) -> bool:
         return self.direction in ("pull", "both")
 
+    def is_source_of(self, resource: dict[str, Any] | None) -> bool:
+        """Whether a version names this partner as its source (``meta.source`` under its
+        base URL: set by pull.py, or by a gateway pushing from that base): it came from the
+        partner and is not echoed back."""
+        source = ((resource or {}).get("meta") or {}).get("source")
+        return isinstance(source, str) and source.startswith(self.base_url + "/")
+
 
 def partners(conn: Connection) -> list[Partner]:
     return [_partner(row) for row in conn.execute(select(partner_table).order_by(P.id))]

@@ -6,9 +6,9 @@ following the Bundle's ``next`` links (R4 search.html#lastUpdated, http.html#pag
 rather than ``gt`` so a change in the same instant as the mark is not skipped; a resource seen
 before arrives unchanged and writes nothing. Each page is imported in one unit of work that
 also moves the type's mark (``partner_pull``), so a crash repeats a page and never skips
-one. An imported version carries ``meta.source`` = the partner's resource URL, and is
-remembered as the partner's copy (remote.py ``remember``), so the router does not push it
-back to that partner (no echo). Identity: the gateway's own
+one. An imported version carries ``meta.source`` = the partner's resource URL and is
+remembered as the partner's copy (remote.py ``remember``); either keeps the router from
+pushing it back to that partner (no echo). Identity: the gateway's own
 identifier (what push gave it), a remembered remote copy, or a business identifier
 (remote.py). One worker at a time pulls a partner (a lease on its row).
 """

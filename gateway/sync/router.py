@@ -142,7 +142,7 @@ class Router:
             if endpoints:
                 self._route_to_care_teams(conn, row, versions)
             if pushing:
-                _route_to_partners(conn, row, pushing)
+                _route_to_partners(conn, row, versions, pushing)
 
     def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions) -> None:
         """Care-team routing (careteam.py): the patient's care team members' Endpoints."""
@@ -172,13 +172,15 @@ class Router:
         return dropped
 
 
-def _route_to_partners(conn: Connection, row: Any, pushing: list[partners.Partner]) -> None:
-    """Partner push (push.py): changes of the partner's types, except deletions and
-    versions the partner has already -- those pulled from it (no echo)."""
+def _route_to_partners(conn: Connection, row: Any, versions: _Versions,
+                       pushing: list[partners.Partner]) -> None:
+    """Partner push (push.py): changes of the partner's types, except deletions and what
+    came from the partner (no echo): versions whose meta.source names it, and versions it
+    has already (pulled from it, or pushed to it)."""
     if row.action == "delete":
         return
     for partner in pushing:
-        if row.type in partner.types \
+        if row.type in partner.types and not partner.is_source_of(versions.pair()[1]) \
                 and not remote.in_sync(conn, partner.sid, row.rid, row.version_id):
             _append_event(conn, _registered(conn, partner.sid, row.type), row)
 

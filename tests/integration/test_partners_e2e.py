@@ -70,17 +70,21 @@ def test_push_and_pull_round_trip_without_loops_and_conflicts_are_reported(
         assert (_versions(api, path), _versions(remote, copy_path)) == (2, 2)
         assert len(_partner_deliveries(api)) == 2  # the create and the marker, no echo
 
-        # B moves on again; A's next edit must not overwrite it.
+        # A local edit that keeps the partner as meta.source is still the partner's version.
+        echoed = dict(pulled, status="on-hold")
+        assert api.put(path, json=echoed).json()["meta"]["versionId"] == "3"
+        # B moves on again; A's next edit (its own meta) must not overwrite it.
         newer = dict(remote.get(copy_path).json(), title="Edited at the partner")
         assert remote.put(copy_path, json=newer).status_code == 200
-        assert api.put(path, json=dict(pulled, title="Edited here")).status_code == 200
+        edited = {k: v for k, v in pulled.items() if k != "meta"}
+        assert api.put(path, json=dict(edited, title="Edited here")).status_code == 200
         conflicts = wait_for(lambda: api.get("/sync/conflicts").json(), what="a conflict")
     assert remote.get(copy_path).json()["title"] == "Edited at the partner"
     assert _versions(remote, copy_path) == 3
     assert len(conflicts) == 1
     conflict = conflicts[0]
     assert conflict["destination_name"] == "Partner/b"
-    assert conflict["focus"] == f"CarePlan/{local['id']}/_history/3"
+    assert conflict["focus"] == f"CarePlan/{local['id']}/_history/4"
     assert (conflict["http_status"], conflict["expected_version"]) == (412, "2")
     assert conflict["remote_id"] == copy_path.split("/")[-1]
     failed = [d for d in _partner_deliveries(api) if d["status"] == "failed"]
@@ -94,7 +98,7 @@ def test_push_and_pull_round_trip_without_loops_and_conflicts_are_reported(
         runner = CliRunner()
         shown = runner.invoke(cli, ["partners", "conflicts", "--partner", "b"])
         assert shown.exit_code == 0, shown.output
-        assert f"Partner/b  CarePlan/{local['id']}/_history/3  HTTP 412" in shown.output
+        assert f"Partner/b  CarePlan/{local['id']}/_history/4  HTTP 412" in shown.output
         listed = runner.invoke(cli, ["partners", "list"])
         assert "both" in listed.output and partner_gateway.base in listed.output
     finally:
