@@ -12,6 +12,7 @@ holds up the others.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -35,6 +36,7 @@ from gateway.store.tables import (
 from gateway.sync.destinations import NOT_SUBSCRIPTIONS
 from gateway.sync.retry import ErrorKind, RetryPolicy
 
+log = logging.getLogger(__name__)
 D = sync_delivery_table.c
 S = sync_subscription_table.c
 E = sync_event_table.c
@@ -173,6 +175,30 @@ def record(db: Database, job: Job, outcome: Outcome, policy: RetryPolicy,
         status = _record(conn, db, job, outcome, policy, base_url)
         conn.commit()
     return status
+
+
+def record_many(db: Database, attempts: list[tuple[Job, Outcome]], policy: RetryPolicy,
+                base_url: str = "") -> list[str | None]:
+    """Record many attempts in one transaction (one commit instead of one per attempt), in
+    subscription order -- the router's lock order -- each in its own savepoint, so one that
+    fails to record (None) leaves the others recorded; its lease lapses and it is sent
+    again. Handshakes, which also write the Subscription resource, go through ``record``."""
+    order = sorted(range(len(attempts)), key=lambda i: (attempts[i][0].sid, i))
+    statuses: list[str | None] = [None] * len(attempts)
+    with db.engine.connect() as conn:
+        db.begin_write(conn)
+        for index in order:
+            job, outcome = attempts[index]
+            savepoint = conn.begin_nested()
+            try:
+                statuses[index] = _record(conn, db, job, outcome, policy, base_url)
+            except Exception:
+                savepoint.rollback()
+                log.exception("recording delivery %s failed", job.delivery_id)
+            else:
+                savepoint.commit()
+        conn.commit()
+    return statuses
 
 
 def _record(conn: Connection, db: Database, job: Job, outcome: Outcome, policy: RetryPolicy,

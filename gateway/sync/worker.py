@@ -66,6 +66,7 @@ class DeliveryWorker:
                              timeout=settings.delivery_timeout_seconds)
         self._pulling: asyncio.Task[int] | None = None
         self._next_pull = 0.0
+        self.recorder = _Recorder(db, self.policy, self.base_url)
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._nudged = False
@@ -169,8 +170,11 @@ class DeliveryWorker:
             log.exception("building notification %s failed", job.delivery_id)
             outcome = queue.Outcome(time.time(), 0.0, job.endpoint, None,
                                     f"{type(error).__name__}: {error}", ErrorKind.INTERNAL)
-        status = await asyncio.to_thread(queue.record, self.db, job, outcome, self.policy,
-                                         self.base_url)
+        if job.kind == "handshake":
+            status: str | None = await asyncio.to_thread(
+                queue.record, self.db, job, outcome, self.policy, self.base_url)
+        else:
+            status = await self.recorder.record(job, outcome)
         log.debug("notification %s to %s -> %s (%s)", job.delivery_id, outcome.url,
                   outcome.http_status or outcome.error, status)
 
@@ -189,6 +193,38 @@ class DeliveryWorker:
         else:
             outgoing = build(job, secrets, base=self.base_url)
         return await send(client, outgoing, timeout)
+
+
+class _Recorder:
+    """Group commit for delivery records: attempts that finish while a record transaction
+    is under way are recorded together in the next one (``queue.record_many``)."""
+
+    def __init__(self, db: Database, policy: RetryPolicy, base_url: str) -> None:
+        self.db, self.policy, self.base_url = db, policy, base_url
+        self._waiting: list[tuple[queue.Job, queue.Outcome, asyncio.Future[str | None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def record(self, job: queue.Job, outcome: queue.Outcome) -> str | None:
+        """The delivery's new status once recorded (None: not recorded, sent again)."""
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, outcome, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="delivery-records")
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                statuses = await asyncio.to_thread(
+                    queue.record_many, self.db, [(j, o) for j, o, _ in batch], self.policy,
+                    self.base_url)
+            except Exception as error:  # none recorded: their leases lapse
+                for *_, done in batch:
+                    done.set_exception(error)
+                continue
+            for (*_, done), status in zip(batch, statuses, strict=True):
+                done.set_result(status)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
