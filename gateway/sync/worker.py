@@ -178,7 +178,6 @@ class DeliveryWorker:
         log.debug("notification %s to %s -> %s (%s)", job.delivery_id, outcome.url,
                   outcome.http_status or outcome.error, status)
 
-
     async def _attempt(self, client: httpx.AsyncClient, job: queue.Job) -> queue.Outcome:
         """Build and send one notification in the destination's format: a FHIR write
         (push.py), a Da Vinci message (messages.py), or a rest-hook/Backport request."""
