@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -235,6 +235,102 @@ def tasks_sweep_overdue(
     for reference in written:
         typer.echo(f"overdue: {reference}")
     typer.echo(f"{len(written)} Task(s) flagged overdue")
+
+
+# -- partner FHIR servers -----------------------------------------------------------------
+
+partners_app = typer.Typer(help="Partner FHIR servers: register, list, remove, pull, "
+                                "conflicts.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+
+
+def _partners_call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a partner registry function on the configured database; errors exit 2."""
+    from gateway.errors import GatewayError
+    from gateway.store.db import Database
+
+    database = Database(get_settings().database_url)
+    try:
+        return function(database, *args, **kwargs)
+    except GatewayError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
+
+
+@partners_app.command("add")
+def partners_add(
+    name: Annotated[str, typer.Argument(help="A short name for the partner.")],
+    base_url: Annotated[str, typer.Argument(help="The partner's FHIR base URL.")],
+    types: Annotated[str, typer.Option(help="Comma-separated types.")]
+    = "CarePlan,CareTeam,Encounter",
+    direction: Annotated[str, typer.Option(help="push, pull or both.")] = "push",
+    auth: Annotated[str, typer.Option(help="none, bearer or oauth2.")] = "none",
+    token: Annotated[str | None, typer.Option(help="Bearer token (auth bearer).")] = None,
+    token_url: Annotated[str | None, typer.Option(help="OAuth2 token endpoint.")] = None,
+    client_id: Annotated[str | None, typer.Option(help="OAuth2 client id.")] = None,
+    client_secret: Annotated[str | None, typer.Option(
+        help="OAuth2 client secret (or GATEWAY_PARTNER_CLIENT_SECRET).",
+        envvar="GATEWAY_PARTNER_CLIENT_SECRET")] = None,
+    scope: Annotated[str | None, typer.Option(help="OAuth2 scope.")] = None,
+) -> None:
+    """Register a partner FHIR server."""
+    from gateway.sync.partners import PartnerSpec, add_partner
+
+    spec = PartnerSpec(name, base_url, [t.strip() for t in types.split(",") if t.strip()],
+                       direction, auth, token, token_url, client_id, client_secret, scope)
+    row = _partners_call(add_partner, spec)
+    typer.echo(f"partner {row['name']} added: {row['direction']} {','.join(row['types'])} "
+               f"{row['base_url']}")
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """List partner FHIR servers."""
+    from gateway.sync.partners import list_partners
+
+    for row in _partners_call(list_partners):
+        typer.echo(f"{row['name']:<16} {row['direction']:<5} {row['auth']:<7} "
+                   f"{','.join(row['types']):<28} {row['base_url']}")
+
+
+@partners_app.command("remove")
+def partners_remove(name: Annotated[str, typer.Argument(help="Partner name.")]) -> None:
+    """Forget a partner (pending pushes are skipped; conflicts and evidence stay)."""
+    from gateway.sync.partners import remove_partner
+
+    _partners_call(remove_partner, name)
+    typer.echo(f"partner {name} removed")
+
+
+@partners_app.command("pull")
+def partners_pull(name: Annotated[str, typer.Argument(help="Partner name.")]) -> None:
+    """Pull a partner's changes now."""
+    import asyncio
+
+    from gateway.sync.pull import pull_now
+
+    settings = get_settings()
+    counts = _partners_call(lambda db: asyncio.run(pull_now(
+        db, name, settings.own_identifier_system, (settings.base_url or "").rstrip("/"),
+        settings.delivery_timeout_seconds)))
+    for resource_type, count in counts.items():
+        typer.echo(f"{resource_type}: {count} imported")
+
+
+@partners_app.command("conflicts")
+def partners_conflicts(
+    partner: Annotated[str | None, typer.Option(help="Only this partner.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """Writes a partner (or rest-write Endpoint) refused because its copy had moved on."""
+    from gateway.sync.partners import list_conflicts
+
+    for row in _partners_call(list_conflicts, partner=partner, limit=limit):
+        typer.echo(f"{row['id']:>6}  {row['destination_name']}  {row['focus']}  "
+                   f"HTTP {row['http_status']}  expected version "
+                   f"{row['expected_version'] or '-'}  delivery {row['delivery_id']}")
 
 
 # -- HL7 v2 ingest: MLLP listener and the inbound message store ---------------------------

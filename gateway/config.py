@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         description="Retry a failing destination this long before marking it in error.")
     delivery_client_error_attempts: int = Field(
         default=5, ge=1, description="Attempts of a notification the receiver refuses (4xx).")
+    identifier_system: str | None = Field(
+        default=None,
+        description="Identifier system the gateway gives resources it writes into other "
+        "FHIR servers when they carry no business identifier (value `Type/id`); default: "
+        "the base URL, else urn:fhir-care-gateway:local.")
+    partner_pull_seconds: float = Field(
+        default=60.0, gt=0, description="How often a worker polls pull partners.")
     delivery_signing_secrets: list[str] = Field(
         default_factory=list,
         description="HMAC-SHA256 secrets (newest first, at most two in use) signing bodies.")
@@ -118,6 +125,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GATEWAY_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
         return value
+
+    @property
+    def own_identifier_system(self) -> str:
+        """The system of identifiers the gateway gives resources it writes elsewhere."""
+        return self.identifier_system or (self.base_url or "").rstrip("/") \
+            or "urn:fhir-care-gateway:local"
 
 
 @lru_cache

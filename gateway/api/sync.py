@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.api.media import FHIR_JSON
 from gateway.api.params import RowId
 from gateway.fhir.validate import parse_json
-from gateway.sync import admin
+from gateway.sync import admin, partners, pull
 from gateway.sync import operations as operations_
 from gateway.sync.topics import TOPICS
 
@@ -46,6 +46,49 @@ async def retry_delivery(request: Request, delivery_id: RowId) -> dict[str, Any]
     base = (request.app.state.settings.base_url or "").rstrip("/")
     return await run_in_threadpool(admin.retry_delivery, request.app.state.database,
                                    delivery_id, base)
+
+
+# -- partner FHIR servers and write conflicts ----------------------------------------------
+
+@router.get("/partners", summary="Partner FHIR servers (secrets not shown)")
+async def list_partners(request: Request) -> list[dict[str, Any]]:
+    return await run_in_threadpool(partners.list_partners, request.app.state.database)
+
+
+@router.post("/partners", status_code=201, summary="Register a partner FHIR server")
+async def add_partner(request: Request) -> dict[str, Any]:
+    spec = partners.spec_from_json(parse_json(await request.body()))
+    return await run_in_threadpool(partners.add_partner, request.app.state.database, spec)
+
+
+@router.get("/partners/{name}", summary="One partner FHIR server")
+async def get_partner(request: Request, name: str) -> dict[str, Any]:
+    return await run_in_threadpool(partners.get_partner, request.app.state.database, name)
+
+
+@router.delete("/partners/{name}", status_code=204, summary="Forget a partner FHIR server")
+async def remove_partner(request: Request, name: str) -> Response:
+    await run_in_threadpool(partners.remove_partner, request.app.state.database, name)
+    return Response(status_code=204)
+
+
+@router.post("/partners/{name}/$pull", summary="Pull a partner's changes now")
+async def pull_partner(request: Request, name: str) -> dict[str, int]:
+    settings = request.app.state.settings
+    return await pull.pull_now(request.app.state.database, name,
+                               settings.own_identifier_system,
+                               (settings.base_url or "").rstrip("/"),
+                               settings.delivery_timeout_seconds)
+
+
+@router.get("/conflicts", summary="Writes a destination refused as conflicting, newest first")
+async def list_conflicts(
+    request: Request,
+    partner: Annotated[str | None, Query(description="Partner name")] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    return await run_in_threadpool(partners.list_conflicts, request.app.state.database,
+                                   partner=partner, limit=count)
 
 
 # -- Backport IG operations on Subscription, under the FHIR base --------------------------

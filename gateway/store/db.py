@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,11 @@ from gateway.store.reader import Reader
 from gateway.store.statements import Statements
 
 log = logging.getLogger(__name__)
+#: PostgreSQL channel notified by every transaction that appended outbox rows (sync wakes on it).
+OUTBOX_CHANNEL = "gateway_outbox"
+
+
+_OUTBOX_WRITTEN = "outbox_written"
 
 
 class Database:
@@ -40,6 +45,29 @@ class Database:
             event.listen(self.engine, "commit", self._release_write_lock)
             event.listen(self.engine, "rollback", self._release_write_lock)
         self.reader = Reader(self.engine, _sqlite_on_connect if self.is_sqlite else None)
+        # Told when a transaction that appended outbox rows commits: the in-process delivery
+        # worker, so it routes the change at once instead of at its next poll.
+        self.outbox_listeners: list[Callable[[], None]] = []
+        event.listen(self.engine, "commit", self._outbox_commit)
+        event.listen(self.engine, "rollback", lambda conn: conn.info.pop(_OUTBOX_WRITTEN, None))
+
+    @staticmethod
+    def mark_outbox(connection: Connection) -> None:
+        """Note that this transaction appended outbox rows (see ``_outbox_commit``)."""
+        connection.info[_OUTBOX_WRITTEN] = True
+
+    def _outbox_commit(self, connection: Connection) -> None:
+        """As a transaction with outbox rows commits: on PostgreSQL, ``NOTIFY`` inside it
+        (delivered only if the commit succeeds, sql-notify.html), so delivery workers in
+        any process wake up; then this process's listeners."""
+        if not connection.info.pop(_OUTBOX_WRITTEN, False):
+            return
+        if not self.is_sqlite:
+            dbapi = connection.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        for listener in list(self.outbox_listeners):
+            listener()
 
     def _sqlite_engine(self) -> Engine:
         database = self.url.database or ""

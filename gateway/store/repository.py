@@ -360,6 +360,7 @@ class Repository:
         values = {"rid": rid, "type": resource_type, "id": resource_id, "version_id": version,
                   "action": action, "patient": patient, "created_at": epoch}
         self._sql.execute(self.conn, sql.INSERT_OUTBOX, values)
+        self.db.mark_outbox(self.conn)
 
     def _patient_from_outbox(self, rid: int) -> str | None:
         return self.conn.execute(select(R.patient).where(R.rid == rid)).scalar()

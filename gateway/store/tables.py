@@ -7,7 +7,8 @@
 ``inbound_message`` keeps every message received from outside (HL7 v2 ADT...) raw, with its
 processing status, before it is acknowledged;
 ``sync_*`` are the per-subscription event logs, deliveries, attempts and the outbox cursor
-(gateway/sync).
+(gateway/sync); ``partner``, ``partner_pull``, ``remote_resource`` and ``write_conflict`` are
+the partner FHIR servers, what was pushed to them or pulled from them, and refused writes.
 """
 
 from __future__ import annotations
@@ -302,6 +303,75 @@ class SyncCursor(SQLModel, table=True):
     position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
+class Partner(SQLModel, table=True):
+    """A partner FHIR server the gateway pushes changes to and/or pulls changes from."""
+
+    __tablename__ = "partner"
+    __table_args__ = (UniqueConstraint("name", name="uq_partner_name"),)
+
+    id: int | None = Field(default=None, sa_column=_big_pk())
+    name: str = Field(max_length=64)
+    base_url: str = Field(max_length=1024)
+    auth: str = Field(max_length=16)
+    token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    token_url: str | None = Field(default=None, max_length=1024)
+    client_id: str | None = Field(default=None, max_length=256)
+    client_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    scope: str | None = Field(default=None, max_length=512)
+    types: str = Field(max_length=256)
+    direction: str = Field(max_length=8)
+    sid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    pull_claimed_until: float = 0.0
+    created_at: float
+
+
+class PartnerPull(SQLModel, table=True):
+    """How far a pull has read one type from one partner (its ``_lastUpdated`` mark)."""
+
+    __tablename__ = "partner_pull"
+
+    partner_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    type: str = Field(primary_key=True, max_length=64)
+    high_water: str = Field(max_length=40)
+    pulled_at: float
+
+
+class RemoteResource(SQLModel, table=True):
+    """A local resource's copy on a destination that is written to (a partner, or an
+    Endpoint of format rest-write): its id and version there."""
+
+    __tablename__ = "remote_resource"
+    __table_args__ = (Index("ix_remote_resource_remote", "sid", "type", "remote_id"),)
+
+    sid: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    rid: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    type: str = Field(max_length=64)
+    remote_id: str = Field(max_length=64)
+    remote_version: str | None = Field(default=None, max_length=64)
+    local_version: int | None = None
+    updated_at: float
+
+
+class WriteConflict(SQLModel, table=True):
+    """A write the destination refused because its copy moved on (HTTP 412/409)."""
+
+    __tablename__ = "write_conflict"
+    __table_args__ = (Index("ix_write_conflict_sid", "sid", "id"),)
+
+    id: int | None = Field(default=None, sa_column=_big_pk())
+    sid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    destination: str = Field(max_length=1024)
+    type: str = Field(max_length=64)
+    resource_id: str = Field(max_length=64)
+    version_id: int
+    remote_id: str | None = Field(default=None, max_length=64)
+    expected_version: str | None = Field(default=None, max_length=64)
+    http_status: int
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: float
+
+
 INDEX_TABLES = {
     "token": TokenIndex.__table__,
     "string": StringIndex.__table__,
@@ -320,6 +390,10 @@ sync_event_table = SyncEvent.__table__
 sync_delivery_table = SyncDelivery.__table__
 sync_attempt_table = SyncAttempt.__table__
 sync_cursor_table = SyncCursor.__table__
+partner_table = Partner.__table__
+partner_pull_table = PartnerPull.__table__
+remote_resource_table = RemoteResource.__table__
+write_conflict_table = WriteConflict.__table__
 metadata = SQLModel.metadata
 
 # The client registry's tables (auth_client, auth_jti) live beside their code; importing it

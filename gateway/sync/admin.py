@@ -20,7 +20,7 @@ from gateway.store.tables import (
     sync_event_table,
     sync_subscription_table,
 )
-from gateway.sync.careteam import CARE_TEAM_TOPIC
+from gateway.sync.destinations import destination_kind
 
 D = sync_delivery_table.c
 S = sync_subscription_table.c
@@ -45,8 +45,7 @@ def _statement() -> Any:
 
 def _as_dict(row: Any) -> dict[str, Any]:
     out = dict(row._mapping)
-    kind = "Endpoint" if out["topic"] == CARE_TEAM_TOPIC else "Subscription"
-    out["subscription"] = f"{kind}/{out['subscription']}"
+    out["subscription"] = f"{destination_kind(out['topic'])}/{out['subscription']}"
     if out.get("type"):
         out["focus"] = f"{out.pop('type')}/{out.pop('resource_id')}/_history/" \
                        f"{out.pop('version_id')}"

@@ -10,12 +10,15 @@ and ``status`` active (or absent); each participant whose ``period`` covers now;
 notification format in ``payloadType`` (code system ``FORMAT_SYSTEM``). Membership is read
 when the change is routed, so a member whose participation has ended hears nothing more.
 
-What is sent. Format ``backport-notification``: a Backport IG notification Bundle
-(``backport.py``, full resource) on the topic ``CARE_TEAM_TOPIC``, POSTed to
-``Endpoint.address`` with ``Endpoint.header`` values as headers, through the same event log
-and delivery engine as Subscriptions (one log per Endpoint). The other formats named by the
-issue (``rest-write``: FHIR writes into the member's server; ``davinci-message``: Da Vinci
-notification messages to ``$process-message``) are refused when the Endpoint is written.
+What is sent, by the format the Endpoint declares in ``payloadType`` (R4 endpoint.html:
+"the payload type describes the acceptable content that can be communicated on the
+endpoint"; an example binding, so the gateway's ``FORMAT_SYSTEM`` is used):
+``backport-notification``, a Backport IG notification Bundle (``backport.py``, full
+resource) on the topic ``CARE_TEAM_TOPIC``, POSTed to ``Endpoint.address``; ``rest-write``,
+the resource written into the FHIR server at ``Endpoint.address`` (``push.py``);
+``davinci-message``, a Da Vinci notification message POSTed to its ``$process-message``
+(``messages.py``, Encounter transitions only). ``Endpoint.header`` values go as headers;
+all use the same event log and delivery engine as Subscriptions (one log per Endpoint).
 
 Which changes. Encounters whose admission, discharge or transfer trigger fires (topics.py)
 and every CarePlan change.
@@ -40,8 +43,10 @@ from gateway.sync.topics import BASE, TOPICS, Body
 
 S = sync_subscription_table.c
 FORMAT_SYSTEM = "http://fhir-care-gateway.org/CodeSystem/notification-format"
-SUPPORTED = ("backport-notification",)
-NOT_YET = ("rest-write", "davinci-message")
+BACKPORT, REST_WRITE, DAVINCI = "backport-notification", "rest-write", "davinci-message"
+SUPPORTED = (BACKPORT, REST_WRITE, DAVINCI)
+#: Registry ``content`` of each format (backport Bundles carry the full resource).
+CONTENT = {BACKPORT: "full-resource", REST_WRITE: REST_WRITE, DAVINCI: DAVINCI}
 CARE_TEAM_TOPIC = BASE + "care-team-patient"
 _TRANSITIONS = [TOPICS[BASE + code] for code in
                 ("encounter-admitted", "encounter-discharged", "encounter-transferred")]
@@ -52,6 +57,7 @@ class EndpointSpec:
     address: str
     headers: tuple[tuple[str, str], ...]
     active: bool
+    format: str = BACKPORT
 
 
 # -- the Endpoint check (on write) ---------------------------------------------------------
@@ -67,16 +73,18 @@ def parse_endpoint(resource: dict[str, Any], prefix: str = "Endpoint.") -> Endpo
         return None
     for index, code in formats:
         if code not in SUPPORTED:
-            hint = " is not implemented yet" if code in NOT_YET else " is unknown"
             raise UnprocessableResource(
-                f"Notification format {code!r}{hint}; supported: {', '.join(SUPPORTED)}.",
+                f"Notification format {code!r} is unknown; supported: {', '.join(SUPPORTED)}.",
                 expression=[f"{prefix}payloadType[{index}]"], code="not-supported")
+    if len({code for _, code in formats}) > 1:
+        raise UnprocessableResource("An Endpoint declares one notification format.",
+                                    expression=[f"{prefix}payloadType"])
     address = str(resource.get("address", ""))
     if not address.startswith(("http://", "https://")):
         raise UnprocessableResource("A notification Endpoint needs an http(s) address.",
                                     expression=[f"{prefix}address"])
     headers = tuple(_header(h, i, prefix) for i, h in enumerate(resource.get("header") or []))
-    return EndpointSpec(address, headers, resource.get("status") == "active")
+    return EndpointSpec(address, headers, resource.get("status") == "active", formats[0][1])
 
 
 def _header(text: Any, index: int, prefix: str) -> tuple[str, str]:
@@ -93,7 +101,28 @@ def notifies(resource_type: str, before: Body, after: Body) -> bool:
     """Whether a change is a transition or plan change care teams hear about."""
     if resource_type == "CarePlan":
         return True
-    return resource_type == "Encounter" and any(t.trigger(before, after) for t in _TRANSITIONS)
+    return transition(before, after) is not None
+
+
+def transition(before: Body, after: Body) -> str | None:
+    """The Encounter transition a change is (``encounter-admitted``, ``-discharged``,
+    ``-transferred``), None when it is none of them."""
+    for topic in _TRANSITIONS:
+        if topic.trigger(before, after):
+            return topic.code
+    return None
+
+
+def accepts(endpoint: dict[str, Any], resource_type: str, action: str) -> bool:
+    """Whether an Endpoint takes a change: Da Vinci notification messages exist only for
+    Encounter transitions; FHIR writes and messages carry no deletions."""
+    try:
+        spec = parse_endpoint(endpoint)
+    except GatewayError:
+        return False
+    if spec is None or (spec.format != BACKPORT and action == "delete"):
+        return False
+    return spec.format != DAVINCI or resource_type == "Encounter"
 
 
 def endpoints_for(repo: Repository, patient: str, now: float) -> dict[int, tuple[str, Any]]:
@@ -113,7 +142,7 @@ def endpoints_for(repo: Repository, patient: str, now: float) -> dict[int, tuple
 def _values(spec: EndpointSpec | None) -> dict[str, Any]:
     if spec is None or not spec.active:
         return {"status": "off", "endpoint": "", "headers": "[]"}
-    return {"status": "active", "endpoint": spec.address,
+    return {"status": "active", "endpoint": spec.address, "content": CONTENT[spec.format],
             "headers": orjson.dumps(spec.headers).decode()}
 
 
@@ -131,7 +160,7 @@ def endpoint_sid(conn: Connection, rid: int, endpoint_id: str, body: dict[str, A
     return int(conn.execute(insert(sync_subscription_table).values(
         rid=rid, resource_id=endpoint_id, resource_version=0, resource_type="",
         criteria="", payload="application/fhir+json", topic=CARE_TEAM_TOPIC,
-        content="full-resource", last_event_number=0, blocked_until=0.0, last_sent_at=0.0,
+        last_event_number=0, blocked_until=0.0, last_sent_at=0.0,
         updated_at=time.time(), **values)).inserted_primary_key[0])
 
 

@@ -21,7 +21,7 @@ import orjson
 from gateway import __version__
 from gateway.sync import signing
 from gateway.sync.backport import Event, Subscriber, notification_bundle
-from gateway.sync.careteam import CARE_TEAM_TOPIC
+from gateway.sync.destinations import destination_kind
 from gateway.sync.queue import Job
 
 FHIR_JSON = "application/fhir+json"
@@ -74,9 +74,15 @@ def _bundle_request(job: Job, base: str) -> Outgoing:
 
 
 def _kind(job: Job) -> str:
-    """Whom a notification is for: a Subscription, or an Endpoint reached by care-team
-    routing."""
-    return "Endpoint" if job.topic == CARE_TEAM_TOPIC else "Subscription"
+    """Whom a notification is for: a Subscription, an Endpoint reached by care-team
+    routing, or a partner."""
+    return destination_kind(job.topic)
+
+
+def evidence(job: Job, body: bytes, secrets: list[str]) -> dict[str, str]:
+    """The gateway's evidence headers (notification id, signature, traceparent) for any
+    request it sends for a notification, whatever its format."""
+    return _evidence(job, body, int(time.time()), secrets)
 
 
 def _evidence(job: Job, body: bytes, timestamp: int, secrets: list[str]) -> dict[str, str]:

@@ -15,8 +15,8 @@ from gateway.errors import InvalidRequest, NotFound
 from gateway.store.db import Database
 from gateway.store.tables import sync_event_table, sync_subscription_table, version_table
 from gateway.sync.backport import Event, Subscriber, notification_bundle, status_parameters
-from gateway.sync.careteam import CARE_TEAM_TOPIC
 from gateway.sync.criteria import CONTENTS
+from gateway.sync.destinations import NOT_SUBSCRIPTIONS
 
 S = sync_subscription_table.c
 E = sync_event_table.c
@@ -33,7 +33,7 @@ def _row(conn: Any, subscription_id: str) -> Any:
     row = conn.execute(select(S.sid, S.resource_id, S.topic, S.criteria, S.status,
                               S.last_event_number, S.content)
                        .where(S.resource_id == subscription_id,
-                              or_(S.topic.is_(None), S.topic != CARE_TEAM_TOPIC))).first()
+                              or_(S.topic.is_(None), S.topic.not_in(NOT_SUBSCRIPTIONS)))).first()
     if row is None or (row.status == "off" and row.criteria == ""):
         raise NotFound(f"Subscription/{subscription_id} is not known (or not yet "
                        "registered; retry in a moment).")

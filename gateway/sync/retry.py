@@ -10,6 +10,9 @@ Failures are classified so that each kind is retried as long as it deserves:
 * ``client`` (other 4xx): the receiver refuses this notification; a few attempts, then the
   notification is given up so one poison event never blocks the queue behind it.
 * ``gone`` (410): the receiver says the endpoint no longer exists; give up at once.
+* ``conflict`` (412/409 to a FHIR write into a partner, http.html#concurrency): the
+  partner's copy moved on; give up at once (the write is recorded as a conflict, never
+  forced), without tripping the destination's circuit.
 * ``internal``: the gateway failed to build or send the notification; retry long
   (``internal_give_up_after``, default 7 days) - the fault is ours to fix, not the subscriber's.
 """
@@ -25,6 +28,7 @@ class ErrorKind(StrEnum):
     SERVER = "server"
     CLIENT = "client"
     GONE = "gone"
+    CONFLICT = "conflict"
     INTERNAL = "internal"
 
 
@@ -63,7 +67,7 @@ class RetryPolicy:
         """
         if attempt < 1:
             raise ValueError("attempt counts from 1")
-        if error is ErrorKind.GONE:
+        if error in (ErrorKind.GONE, ErrorKind.CONFLICT):
             return None
         if error is ErrorKind.CLIENT and attempt >= self.client_error_attempts:
             return None

@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway.search.request import SearchRequest
@@ -38,7 +38,7 @@ from gateway.store.tables import (
     sync_event_table,
     sync_subscription_table,
 )
-from gateway.sync import careteam, registry
+from gateway.sync import careteam, partners, registry, remote
 from gateway.sync.registry import Registered
 from gateway.sync.topics import TOPICS
 
@@ -93,8 +93,11 @@ class Router:
         subscriptions = registry.logging_subscriptions(conn, self.base_url)
         # Care-team routing can only reach an Endpoint; without any, skip its lookups.
         endpoints = _any_endpoint(conn) or any(row.type == "Endpoint" for row in rows)
+        pushing = [p for p in partners.partners(conn) if p.pushes]
+        events = _Events()
         for row in rows:
             if row.type == "Subscription":
+                events.write(conn)  # the registry is read again: numbers must be stored
                 registry.apply_change(conn, row.rid, row.id, row.version_id, self.base_url)
                 subscriptions = registry.logging_subscriptions(conn, self.base_url)
                 continue
@@ -104,11 +107,15 @@ class Router:
             versions = _Versions(conn, row)
             for sub in subscriptions.get(row.type, []):
                 if _triggered(sub, versions) and _matches(conn, sub, row):
-                    _append_event(conn, sub, row)
+                    events.append(sub, row)
             if endpoints:
-                self._route_to_care_teams(conn, row, versions)
+                self._route_to_care_teams(conn, row, versions, events)
+            if pushing:
+                _route_to_partners(conn, row, versions, pushing, events)
+        events.write(conn)
 
-    def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions) -> None:
+    def _route_to_care_teams(self, conn: Connection, row: Any, versions: _Versions,
+                             events: _Events) -> None:
         """Care-team routing (careteam.py): the patient's care team members' Endpoints."""
         if not row.patient or row.type not in ("Encounter", "CarePlan") \
                 or not careteam.notifies(row.type, *versions.pair()):
@@ -117,8 +124,8 @@ class Router:
         for rid, (endpoint_id, body) in careteam.endpoints_for(repo, row.patient,
                                                                time.time()).items():
             sid = careteam.endpoint_sid(conn, rid, endpoint_id, body)
-            if sid is not None:
-                _append_event(conn, _registered(conn, sid, row.type), row)
+            if sid is not None and careteam.accepts(body, row.type, row.action):
+                events.append(events.registered(conn, sid, row.type), row)
 
     # -- retention -------------------------------------------------------------------------
 
@@ -136,15 +143,22 @@ class Router:
         return dropped
 
 
+def _route_to_partners(conn: Connection, row: Any, versions: _Versions,
+                       pushing: list[partners.Partner], events: _Events) -> None:
+    """Partner push (push.py): changes of the partner's types, except deletions and what
+    came from the partner (no echo): versions whose meta.source names it, and versions it
+    has already (pulled from it, or pushed to it)."""
+    if row.action == "delete":
+        return
+    for partner in pushing:
+        if row.type in partner.types and not partner.is_source_of(versions.pair()[1]) \
+                and not remote.in_sync(conn, partner.sid, row.rid, row.version_id):
+            events.append(events.registered(conn, partner.sid, row.type), row)
+
+
 def _any_endpoint(conn: Connection) -> bool:
     return conn.execute(select(R.rid).where(R.type == "Endpoint", R.deleted.is_(False))
                         .limit(1)).first() is not None
-
-
-def _registered(conn: Connection, sid: int, resource_type: str) -> Registered:
-    number = conn.execute(select(sync_subscription_table.c.last_event_number)
-                          .where(sync_subscription_table.c.sid == sid)).scalar_one()
-    return Registered(sid, resource_type, SearchRequest(resource_type), int(number))
 
 
 class _Versions:
@@ -185,21 +199,52 @@ def _matches(conn: Connection, sub: Registered, row: Any) -> bool:
         return query.matches(conn, sub.request, row.rid, row.type)
 
 
-def _append_event(conn: Connection, sub: Registered, row: Any) -> None:
-    sub.last_event_number += 1
-    now = time.time()
-    event_pk = conn.execute(insert(sync_event_table).values(
-        sid=sub.sid, event_number=sub.last_event_number, outbox_seq=row.seq, rid=row.rid,
-        type=row.type, id=row.id, version_id=row.version_id, action=row.action,
-        patient=row.patient, created_at=now)).inserted_primary_key[0]
-    conn.execute(insert(sync_delivery_table).values(
-        sid=sub.sid, event_pk=event_pk, kind="event",
-        order_key=row.patient or f"{row.type}/{row.id}", status="pending",
-        notification_id=str(uuid.uuid4()), attempts=0, created_at=now, next_attempt_at=now,
-        claimed_until=0.0))
-    conn.execute(update(sync_subscription_table)
-                 .where(sync_subscription_table.c.sid == sub.sid)
-                 .values(last_event_number=sub.last_event_number))
+class _Events:
+    """The events one routing batch appends, numbered as they are appended and written
+    together (a few multi-row statements instead of three per event). Subscription rows are
+    updated in ``sid`` order, the order delivery records lock them in (queue.py)."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[int, int, Any]] = []
+        self._last: dict[int, int] = {}
+
+    def registered(self, conn: Connection, sid: int, resource_type: str) -> Registered:
+        """A registry row reached by routing rather than by its criteria (an Endpoint, a
+        partner), numbered after what this batch has appended to it already."""
+        number = self._last.get(sid)
+        if number is None:
+            number = conn.execute(select(sync_subscription_table.c.last_event_number)
+                                  .where(sync_subscription_table.c.sid == sid)).scalar_one()
+        return Registered(sid, resource_type, SearchRequest(resource_type), int(number))
+
+    def append(self, sub: Registered, row: Any) -> None:
+        sub.last_event_number += 1
+        self._last[sub.sid] = sub.last_event_number
+        self._rows.append((sub.sid, sub.last_event_number, row))
+
+    def write(self, conn: Connection) -> None:
+        if not self._rows:
+            return
+        now = time.time()
+        pks = conn.execute(insert(sync_event_table).returning(
+            sync_event_table.c.pk, sort_by_parameter_order=True), [
+            {"sid": sid, "event_number": number, "outbox_seq": row.seq, "rid": row.rid,
+             "type": row.type, "id": row.id, "version_id": row.version_id,
+             "action": row.action, "patient": row.patient, "created_at": now}
+            for sid, number, row in self._rows]).scalars().all()
+        conn.execute(insert(sync_delivery_table), [
+            {"sid": sid, "event_pk": pk, "kind": "event",
+             "order_key": row.patient or f"{row.type}/{row.id}", "status": "pending",
+             "notification_id": str(uuid.uuid4()), "attempts": 0, "created_at": now,
+             "next_attempt_at": now, "claimed_until": 0.0}
+            for (sid, _number, row), pk in zip(self._rows, pks, strict=True)])
+        conn.execute(update(sync_subscription_table)
+                     .where(sync_subscription_table.c.sid == bindparam("row_sid"))
+                     .values(last_event_number=bindparam("number")),
+                     [{"row_sid": sid, "number": number}
+                      for sid, number in sorted(self._last.items())])
+        self._rows.clear()
+        self._last.clear()
 
 
 def prune(conn: Connection, before: float) -> int:

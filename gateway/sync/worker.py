@@ -3,8 +3,10 @@
 ``gateway serve`` runs one inside the web process (its lifespan); ``gateway worker`` runs one
 as a process of its own. Any number may run against one PostgreSQL database: the router runs
 in one of them at a time and claims use ``SKIP LOCKED`` (queue.py). When there is nothing to
-do a worker sleeps ``delivery_poll_seconds``. Database work runs in a thread so the event
-loop keeps sending while it waits.
+do a worker sleeps ``delivery_poll_seconds``, unless a commit wakes it first: commits in its
+own process call it directly, and on PostgreSQL it LISTENs for the NOTIFY every transaction
+with outbox rows sends (wakeup.py), so the poll is only a fallback. Database work runs in a
+thread so the event loop keeps sending while it waits.
 
 Sends run as independent tasks (at most ``delivery_batch_size`` at once): a worker claims more
 work as soon as any send finishes, so a receiver that hangs until the timeout occupies one
@@ -24,13 +26,17 @@ import httpx
 from gateway.config import Settings
 from gateway.coordination.runner import WorkflowRunner, workflow_runner
 from gateway.store.db import Database
-from gateway.sync import queue
+from gateway.sync import messages, push, queue, wakeup
+from gateway.sync.careteam import DAVINCI, REST_WRITE
 from gateway.sync.notifications import build
+from gateway.sync.partner_auth import TokenCache
+from gateway.sync.pull import Puller
 from gateway.sync.retry import ErrorKind, RetryPolicy
 from gateway.sync.router import Router
 from gateway.sync.transport import send
 
 log = logging.getLogger(__name__)
+_RECHECK_SECONDS = 0.02
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -55,28 +61,69 @@ class DeliveryWorker:
         self.workflows: WorkflowRunner = workflow_runner(db, settings)
         self.lease = max(settings.delivery_lease_seconds,
                          settings.delivery_timeout_seconds + 1)
+        self.system = settings.own_identifier_system
+        self.tokens = TokenCache()
+        self.puller = Puller(db, self.system, self.tokens, base_url=self.base_url,
+                             interval=settings.partner_pull_seconds,
+                             timeout=settings.delivery_timeout_seconds)
+        self._pulling: asyncio.Task[int] | None = None
+        self._next_pull = 0.0
+        self.recorder = _Recorder(db, self.policy, self.base_url)
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._nudged = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a failing pass is logged and retried after a pause.
         Sends under way when it stops are finished (or their leases lapse)."""
-        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client:
+        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client, \
+                self._woken_by_commits(stop):
             try:
                 while not stop.is_set():
+                    nudged, self._nudged = self._nudged, False
+                    self._wake.clear()  # a wake-up from here on ends the next idle wait
                     try:
                         busy = await self.run_once(client)
                     except Exception:
                         log.exception("delivery pass failed; retrying")
                         busy = 0
-                    if not busy:
+                    if not busy and nudged:  # the commit may still be finishing: look again
+                        await asyncio.sleep(_RECHECK_SECONDS)
+                    elif not busy:
                         await self._idle(stop)
             finally:
                 await asyncio.gather(*self._sending, return_exceptions=True)
+                if self._pulling is not None:
+                    await asyncio.gather(self._pulling, return_exceptions=True)
+
+    @asynccontextmanager
+    async def _woken_by_commits(self, stop: asyncio.Event) -> AsyncIterator[None]:
+        """Wake up as soon as a change is committed instead of at the next poll: directly
+        for commits in this process (the in-process worker), and by LISTEN for commits in
+        any process on PostgreSQL (wakeup.py)."""
+        loop = asyncio.get_running_loop()
+
+        def from_any_thread() -> None:
+            loop.call_soon_threadsafe(self._nudge)
+
+        self.db.outbox_listeners.append(from_any_thread)
+        listening = None if self.db.is_sqlite else asyncio.create_task(
+            wakeup.listen(self.db.url, self._nudge, stop), name="outbox-listen")
+        try:
+            yield
+        finally:
+            self.db.outbox_listeners.remove(from_any_thread)
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+
+    def _nudge(self) -> None:
+        self._nudged = True
+        self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Sleep one poll interval, or less if stopped or a send finished."""
-        self._wake.clear()
+        """Sleep one poll interval, or less if stopped, woken by a commit, or a send
+        finished."""
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         await asyncio.wait(waits, timeout=self.settings.delivery_poll_seconds,
                            return_when=asyncio.FIRST_COMPLETED)
@@ -93,6 +140,7 @@ class DeliveryWorker:
         routed = await asyncio.to_thread(self.router.run_until_idle)
         await asyncio.to_thread(queue.queue_heartbeats, self.db)
         await asyncio.to_thread(self.router.prune_if_due)
+        self._start_pull_if_due(client)
         free = self.settings.delivery_batch_size - len(self._sending)
         jobs = await asyncio.to_thread(queue.claim, self.db, free, self.lease) if free else []
         for job in jobs:
@@ -100,6 +148,15 @@ class DeliveryWorker:
             self._sending.add(task)
             task.add_done_callback(self._done)
         return routed + len(jobs)
+
+    def _start_pull_if_due(self, client: httpx.AsyncClient) -> None:
+        """Pull partners (pull.py) in the background, at most once per pull interval, so
+        slow partners never hold up deliveries."""
+        now = time.monotonic()
+        if now < self._next_pull or (self._pulling is not None and not self._pulling.done()):
+            return
+        self._next_pull = now + min(self.settings.partner_pull_seconds, 5.0)
+        self._pulling = asyncio.create_task(self.puller.pull_due(client), name="partner-pull")
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
@@ -113,19 +170,65 @@ class DeliveryWorker:
 
     async def _deliver(self, client: httpx.AsyncClient, job: queue.Job) -> None:
         try:
-            outgoing = build(job, self.settings.delivery_signing_secrets,
-                             base=self.base_url)
+            outcome = await self._attempt(client, job)
         except Exception as error:  # ours to fix: recorded and retried long
             log.exception("building notification %s failed", job.delivery_id)
             outcome = queue.Outcome(time.time(), 0.0, job.endpoint, None,
                                     f"{type(error).__name__}: {error}", ErrorKind.INTERNAL)
+        if job.kind == "handshake":
+            status: str | None = await asyncio.to_thread(
+                queue.record, self.db, job, outcome, self.policy, self.base_url)
         else:
-            outcome = await send(client, outgoing, job.timeout_seconds
-                                 or self.settings.delivery_timeout_seconds)
-        status = await asyncio.to_thread(queue.record, self.db, job, outcome, self.policy,
-                                         self.base_url)
+            status = await self.recorder.record(job, outcome)
         log.debug("notification %s to %s -> %s (%s)", job.delivery_id, outcome.url,
                   outcome.http_status or outcome.error, status)
+
+    async def _attempt(self, client: httpx.AsyncClient, job: queue.Job) -> queue.Outcome:
+        """Build and send one notification in the destination's format: a FHIR write
+        (push.py), a Da Vinci message (messages.py), or a rest-hook/Backport request."""
+        timeout = job.timeout_seconds or self.settings.delivery_timeout_seconds
+        secrets = self.settings.delivery_signing_secrets
+        if job.kind == "event" and job.content == REST_WRITE:
+            write = await asyncio.to_thread(push.prepare, self.db, job, self.system, secrets)
+            return await push.send_write(client, write, self.tokens, timeout)
+        if job.kind == "event" and job.content == DAVINCI:
+            outgoing = await asyncio.to_thread(messages.request, self.db, job, self.base_url,
+                                               self.system, secrets)
+        else:
+            outgoing = build(job, secrets, base=self.base_url)
+        return await send(client, outgoing, timeout)
+
+
+class _Recorder:
+    """Group commit for delivery records: attempts that finish while a record transaction
+    is under way are recorded together in the next one (``queue.record_many``)."""
+
+    def __init__(self, db: Database, policy: RetryPolicy, base_url: str) -> None:
+        self.db, self.policy, self.base_url = db, policy, base_url
+        self._waiting: list[tuple[queue.Job, queue.Outcome, asyncio.Future[str | None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def record(self, job: queue.Job, outcome: queue.Outcome) -> str | None:
+        """The delivery's new status once recorded (None: not recorded, sent again)."""
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, outcome, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="delivery-records")
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                statuses = await asyncio.to_thread(
+                    queue.record_many, self.db, [(j, o) for j, o, _ in batch], self.policy,
+                    self.base_url)
+            except Exception as error:  # none recorded: their leases lapse
+                for *_, done in batch:
+                    done.set_exception(error)
+                continue
+            for (*_, done), status in zip(batch, statuses, strict=True):
+                done.set_result(status)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

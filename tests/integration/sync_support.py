@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +23,7 @@ from gateway.config import Settings
 from gateway.store.db import Database
 from gateway.sync.topics import BASE
 from gateway.sync.worker import DeliveryWorker
-from tests.conftest import LiveServer
+from tests.conftest import BACKEND, LiveServer, empty_postgres, throwaway_postgres
 
 SECRETS = ["new-secret", "old-secret"]
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
@@ -105,6 +111,25 @@ class WorkerThread:
         assert not self.thread.is_alive()
 
 
+@contextmanager
+def worker_process(database_url: str, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`gateway worker` as a process of its own (``settings``: GATEWAY_* overrides)."""
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_LOG_LEVEL="warning",
+               GATEWAY_DELIVERY_POLL_SECONDS="0.02", GATEWAY_DELIVERY_LEASE_SECONDS="1",
+               GATEWAY_DELIVERY_TIMEOUT_SECONDS="0.5",
+               GATEWAY_DELIVERY_BACKOFF_BASE_SECONDS="0.05",
+               GATEWAY_DELIVERY_BACKOFF_MAX_SECONDS="0.2")
+    env.update(settings)
+    process = subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -190,3 +215,33 @@ def api(sync_app: Any) -> Iterator[TestClient]:
 
 def new_patient(api: TestClient) -> str:
     return str(api.post("/fhir/Patient", json={"resourceType": "Patient"}).json()["id"])
+
+
+# -- a second gateway (a partner FHIR server) --------------------------------------------
+
+@pytest.fixture(scope="session")
+def partner_postgres_database() -> Iterator[str | None]:
+    if BACKEND != "postgresql":
+        yield None
+        return
+    with throwaway_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def partner_database_url(tmp_path: Path, partner_postgres_database: str | None) -> str:
+    if partner_postgres_database is None:
+        return f"sqlite:///{tmp_path / 'partner.db'}"
+    empty_postgres(partner_postgres_database)
+    return partner_postgres_database
+
+
+@pytest.fixture
+def partner_gateway(partner_database_url: str) -> Iterator[LiveServer]:
+    """Another gateway instance under uvicorn on 127.0.0.1, on its own database: the
+    partner FHIR server (its own delivery worker is off)."""
+    application = create_app(fast_settings(partner_database_url,
+                                           identifier_system="urn:test:partner-gateway"))
+    with LiveServer(application) as server:
+        yield server
+    application.state.database.dispose()

@@ -3,13 +3,8 @@ new process delivers every notification (at least once), in order per patient.""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -21,24 +16,8 @@ from tests.integration.sync_support import (
     new_patient,
     subscription,
     wait_for,
+    worker_process,
 )
-
-
-@contextmanager
-def worker_process(database_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_LOG_LEVEL="warning",
-               GATEWAY_DELIVERY_POLL_SECONDS="0.02", GATEWAY_DELIVERY_LEASE_SECONDS="1",
-               GATEWAY_DELIVERY_TIMEOUT_SECONDS="0.5",
-               GATEWAY_DELIVERY_BACKOFF_BASE_SECONDS="0.05",
-               GATEWAY_DELIVERY_BACKOFF_MAX_SECONDS="0.2")
-    process = subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
 
 
 def _slowly(request: Received) -> int:

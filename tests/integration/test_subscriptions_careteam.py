@@ -44,8 +44,9 @@ def _paths(server: ReceiverServer) -> list[str]:
 
 
 @pytest.mark.parametrize(("change", "expression"), [
-    ({"payloadType": [{"coding": [{"system": FORMAT_SYSTEM, "code": "rest-write"}]}]},
-     "Endpoint.payloadType[0]"),
+    ({"payloadType": [{"coding": [{"system": FORMAT_SYSTEM, "code": "rest-write"},
+                                  {"system": FORMAT_SYSTEM, "code": "davinci-message"}]}]},
+     "Endpoint.payloadType"),
     ({"payloadType": [{"coding": [{"system": FORMAT_SYSTEM, "code": "telepathy"}]}]},
      "Endpoint.payloadType[0]"),
     ({"address": "mllp://10.0.0.1:2575"}, "Endpoint.address"),
