@@ -36,6 +36,7 @@ from gateway.config import Settings
 from gateway.errors import (
     Forbidden,
     GatewayError,
+    InvalidRequest,
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
@@ -165,11 +166,24 @@ class RequestLimits:
         if query and query.count(b"&") + 1 > self.max_params:
             return GatewayError(f"More than {self.max_params} query parameters.",
                                 status=400, code="too-costly")
+        if b"%00" in query or "\x00" in scope.get("path", ""):
+            return _nul_in_url(query)
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
                 return PayloadTooLarge(f"The request body is larger than {self.max_body} "
                                        "bytes.")
         return None
+
+
+def _nul_in_url(query: bytes) -> GatewayError:
+    """No URL, parameter or FHIR string may hold a NUL (R4 datatypes.html#string), and
+    PostgreSQL text cannot store one: refused before it reaches a handler."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    name = next((n for n, v in pairs if "\x00" in n or "\x00" in v), None)
+    if name is None:
+        return InvalidRequest("The request path contains a NUL character.")
+    return InvalidRequest(f"The query parameter {name!r} contains a NUL character.",
+                          expression=[name.replace("\x00", "")])
 
 
 class SecurityHeaders:

@@ -6,6 +6,7 @@ R4 4.0.1 for the types they share); codes with a required binding by ``codes.che
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -54,6 +55,7 @@ def validate_resource(resource: dict[str, Any]) -> None:
     if rid is not None and (not isinstance(rid, str) or not is_valid_id(rid)):
         raise InvalidResource(f"Invalid id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .",
                               expression=[f"{resource_type}.id"])
+    _check_characters(resource_type, resource)
     model = model_class(resource_type)
     if model is not None:
         try:
@@ -64,6 +66,35 @@ def validate_resource(resource: dict[str, Any]) -> None:
             raise InvalidResource(f"Invalid {resource_type}: {error}",
                                   expression=[resource_type]) from None
     _check_codes(resource_type, resource)
+
+
+# R4 datatypes.html#string: "Strings SHALL NOT contain any Unicode character points below 32,
+# except for u0009 (horizontal tab), u0010 (carriage return) and u0013 (line feed)."
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# How orjson writes those characters: the cheap test that lets clean resources skip the walk.
+_ESCAPED = re.compile(rb"\\u00[01][0-9a-f]|\\[bf]")
+
+
+def _check_characters(resource_type: str, resource: dict[str, Any]) -> None:
+    if _ESCAPED.search(orjson.dumps(resource)) is None:
+        return
+    where = _forbidden_at(resource, resource_type)
+    if where is not None:
+        raise InvalidResource(f"{where}: strings may not contain control characters other "
+                              "than tab, carriage return and line feed.", expression=[where])
+
+
+def _forbidden_at(value: Any, path: str) -> str | None:
+    """The FHIRPath of the first string holding a forbidden character, if any."""
+    if isinstance(value, str):
+        return path if _FORBIDDEN.search(value) else None
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for p, v in items if (found := _forbidden_at(v, p))), None)
 
 
 def _check_codes(resource_type: str, resource: dict[str, Any]) -> None:

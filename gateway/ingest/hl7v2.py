@@ -95,6 +95,10 @@ class Hl7v2Ingest:
             if truncated:
                 raise MessageRejected("The MLLP frame was cut short (no end block).",
                                       location="MSH", hl7_error_code="100")
+            if "\x00" in text:
+                raise MessageRejected("The message contains a NUL character, which no HL7 v2 "
+                                      "data type allows.", location=_nul_segment(text),
+                                      hl7_error_code="102")
             message = V2Message.parse(text)
             header = read_header(message, self.mappings)
             if not header.control_id:
@@ -219,7 +223,8 @@ class Hl7v2Ingest:
         return Reply(ack_code, ack if ack_wanted(msh, ack_code) else None, message_id)
 
     def _reject(self, raw: bytes, text: str, channel: str, error: MessageRejected) -> Reply:
-        msh = InboundMsh.from_text(text)
+        # The ACK echoes MSH fields; a NUL among them must not reach it (the raw bytes keep it).
+        msh = InboundMsh.from_text(text.replace("\x00", ""))
         ack = build_ack(msh, "AR", _control_id(), text=error.message,
                         errors=[AckError(error.location, error.message, error.hl7_error_code)])
         stored = self.inbox.store_rejected(raw, channel=channel, error=error.message,
@@ -234,6 +239,15 @@ class Hl7v2Ingest:
 
 
 _ATTEMPTS = 3
+
+
+def _nul_segment(text: str) -> str:
+    """The id of the first segment holding a NUL (ERR-2 names where the fault is)."""
+    for segment in text.replace("\n", "\r").split("\r"):
+        if "\x00" in segment:
+            name = segment[:3].replace("\x00", "")
+            return name if name.isalnum() else "MSH"
+    return "MSH"
 
 
 def _retryable(error: DBAPIError) -> bool:

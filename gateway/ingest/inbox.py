@@ -77,8 +77,9 @@ class Inbox:
               event_time: float | None = None) -> tuple[StoredMessage, bool]:
         """Commit the raw message as ``received``; (existing row, False) when the same
         (sender, control id) was stored before."""
-        values = {"channel": channel, "sender": sender, "control_id": control_id,
-                  "facility": facility, "message_type": message_type, "version": version,
+        values = {"channel": channel, "sender": _text(sender), "control_id": _text(control_id),
+                  "facility": _text(facility), "message_type": _text(message_type),
+                  "version": _text(version),
                   "event_time": event_time, "received_at": time.time(), "status": RECEIVED,
                   "raw": raw}
         try:
@@ -101,7 +102,8 @@ class Inbox:
         with self.db.write() as connection:
             new_id = connection.execute(insert(inbound_table).values(
                 channel=channel, received_at=now, processed_at=now, status=REJECTED,
-                ack_code="AR", ack=ack, error=error, error_location=location, raw=raw,
+                ack_code="AR", ack=_text(ack), error=_text(error),
+                error_location=_text(location), raw=raw,
             )).inserted_primary_key[0]
         found = self.get(int(new_id))
         assert found is not None
@@ -149,11 +151,11 @@ class Inbox:
                event_time: float | None = None) -> None:
         """Record the outcome, on the caller's connection (the processing transaction)."""
         values: dict[str, Any] = {
-            "status": status, "ack_code": ack_code, "ack": ack, "error": error,
-            "error_location": location, "processed_at": time.time(),
+            "status": status, "ack_code": ack_code, "ack": _text(ack), "error": _text(error),
+            "error_location": _text(location), "processed_at": time.time(),
             "resources": orjson.dumps(resources).decode() if resources else None}
         if visit is not None:
-            values["visit"] = visit
+            values["visit"] = _text(visit)
         if event_time is not None:
             values["event_time"] = event_time
         connection.execute(update(inbound_table).where(M.id == message_id).values(**values))
@@ -176,3 +178,9 @@ class Inbox:
         rows = connection.execute(select(inbound_table).where(
             M.visit == visit, M.status == PROCESSED).order_by(M.event_time, M.id))
         return [_stored(r) for r in rows]
+
+
+def _text(value: str | None) -> str | None:
+    """A text column's value without NUL characters, which PostgreSQL text cannot hold (an
+    error message may quote the bad input; the raw bytes keep it exactly)."""
+    return value.replace("\x00", "") if value else value

@@ -87,6 +87,9 @@ def parse_search(resource_type: str, params: list[tuple[str, str]], *, base_url:
     (``Prefer: handling=strict``, search.html#errors)."""
     request = SearchRequest(resource_type, count=default_count)
     for name, value in params:
+        if "\x00" in name or "\x00" in value:  # no FHIR value holds one; PostgreSQL text can't
+            raise InvalidRequest(f"The search parameter {name!r} contains a NUL character.",
+                                 expression=[name.replace("\x00", "")])
         head, _, modifier = name.partition(":")
         if head in ("_include", "_revinclude") and modifier in ("iterate", "recurse"):
             value, name = f"{value}:iterate", head  # R4 `_include:iterate=Type:param`

@@ -128,3 +128,20 @@ def test_invalid_if_match_header_is_400(client: TestClient) -> None:
     response = client.put(f"/fhir/Patient/{pid}", json={"resourceType": "Patient", "id": pid},
                           headers={"If-Match": "banana"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("params", [{"name": "a\x00b"}, {"na\x00me": "x"}])
+def test_a_nul_character_in_a_search_is_400_naming_the_parameter(client: TestClient,
+                                                                  params: dict[str, str]) -> None:
+    response = client.get("/fhir/Patient", params=params)
+    assert response.status_code == 400, response.text
+    issue = response.json()["issue"][0]
+    assert "NUL" in issue["diagnostics"] and issue["expression"] == ["name"]
+
+
+def test_a_control_character_in_a_string_is_400_naming_the_element(client: TestClient) -> None:
+    body = b'{"resourceType":"Patient","name":[{"family":"Ok\\tay"},{"family":"a\\u0000b"}]}'
+    response = client.post("/fhir/Patient", content=body,
+                           headers={"Content-Type": "application/fhir+json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["issue"][0]["expression"] == ["Patient.name[1].family"]

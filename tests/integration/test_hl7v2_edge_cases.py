@@ -11,7 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.ingest.setup import build_ingest
-from tests.integration.hl7v2_helpers import SAMPLES, Listener, ack_of, read, search
+from tests.integration.hl7v2_helpers import (
+    SAMPLES,
+    Listener,
+    ack_of,
+    post,
+    read,
+    sample,
+    search,
+)
 
 BRIDGE = SAMPLES / "bridge"
 
@@ -80,3 +88,14 @@ def test_a40_naming_an_unknown_record_is_accepted_with_a_warning(
         ack = ack_of(mllp.send(_raw("adt_a40_merge")))
     assert ack["MSA.F1"] == "AA"
     assert str(ack.segment("ERR")(4)) == "W" and "MRG" in str(ack.segment("ERR")(2))
+
+
+def test_a_nul_byte_is_rejected_with_an_err_and_the_raw_bytes_kept(client: TestClient) -> None:
+    message = sample("north_a01_v25", {"NORTH^2.16": "NOR\x00TH^2.16"})
+    reply = ack_of(post(client, message).text)
+    assert str(reply.segment("MSA")[1]) == "AR"
+    err = reply.segment("ERR")
+    assert str(err[2]) == "MSH^1" and str(err[3]).startswith("102")
+    rejected = client.get("/hl7v2/messages", params={"status": "rejected"}).json()["messages"]
+    assert len(rejected) == 1 and "NUL" in rejected[0]["error"]
+    assert search(client, "Encounter") == []
