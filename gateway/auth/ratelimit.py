@@ -24,16 +24,13 @@ class RateLimiter:
 
     def waiting(self, key: str) -> int:
         """Like ``take`` without taking: the seconds until ``key`` may go ahead (0: now)."""
-        if self.rate <= 0:
-            return 0
-        now = self.clock()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        return 0 if tokens >= 1.0 else max(1, math.ceil((1.0 - tokens) / self.rate))
+        return self._use(key, take=False)
 
     def take(self, key: str) -> int:
         """0 when the request may go ahead, else the seconds to wait (at least 1)."""
+        return self._use(key, take=True)
+
+    def _use(self, key: str, *, take: bool) -> int:
         if self.rate <= 0:
             return 0
         now = self.clock()
@@ -41,7 +38,9 @@ class RateLimiter:
             tokens, last = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
+                if take:
+                    self._buckets[key] = (tokens - 1.0, now)
                 return 0
-            self._buckets[key] = (tokens, now)
+            if take:
+                self._buckets[key] = (tokens, now)
         return max(1, math.ceil((1.0 - tokens) / self.rate))

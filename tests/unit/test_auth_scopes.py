@@ -72,6 +72,16 @@ def test_rate_limiter_refills_at_its_rate() -> None:
     assert RateLimiter(rate=0, burst=1).take("a") == 0
 
 
+def test_waiting_tells_without_taking() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=1.0, burst=1, clock=lambda: now[0])
+    assert limiter.waiting("a") == 0 and limiter.waiting("a") == 0  # nothing taken
+    assert limiter.take("a") == 0
+    assert limiter.waiting("a") == 1
+    now[0] = 1.0
+    assert limiter.waiting("a") == 0
+
+
 def test_the_signing_key_comes_from_a_pem_file_or_setting(tmp_path: object) -> None:
     from pathlib import Path
 
