@@ -83,7 +83,10 @@ def _render(request: Request, name: str, status: int = 200, **context: Any) -> H
 @router.get("/", response_class=HTMLResponse)
 async def search(request: Request,
                  q: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
-    found = await run_in_threadpool(overview.find_patients, request.app.state.fhir, q)
+    try:
+        found = await run_in_threadpool(overview.find_patients, request.app.state.fhir, q)
+    except GatewayError as error:
+        return _render(request, "error.html", error.status, message=error.message)
     return _render(request, "index.html", q=q, patients=found, searched=bool(q.strip()))
 
 
@@ -101,7 +104,10 @@ async def patient(request: Request, patient_id: str) -> HTMLResponse:
 async def panel(request: Request,
                 coordinator: Annotated[str | None, Query(max_length=140)] = None,
                 days: Annotated[int, Query(ge=1, le=36500)] = 30) -> HTMLResponse:
-    options, patients = await run_in_threadpool(
-        overview.panel, request.app.state.fhir, coordinator or None, within_days=days)
+    try:
+        options, patients = await run_in_threadpool(
+            overview.panel, request.app.state.fhir, coordinator or None, within_days=days)
+    except GatewayError as error:
+        return _render(request, "error.html", error.status, message=error.message)
     return _render(request, "panel.html", options=options, coordinator=coordinator or "",
                    days=days, patients=patients)

@@ -22,9 +22,10 @@ import time
 from datetime import date
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from gateway.config import Settings
 from gateway.coordination.followups import FollowUps
-from gateway.errors import GatewayError
 from gateway.mapping.rules import mappings_dir
 from gateway.mapping.workflowrules import WorkflowRules
 from gateway.store.db import Database
@@ -79,7 +80,9 @@ class WorkflowRunner:
         savepoint = repo.conn.begin_nested()
         try:
             written = self._apply(repo, row)
-        except (GatewayError, KeyError, ValueError, TypeError):
+        except DBAPIError:
+            raise  # the database's trouble, not the row's: the batch is tried again later
+        except Exception:  # a row the rules cannot handle must not stall every other patient
             savepoint.rollback()
             log.exception("workflow rules failed on %s/%s/_history/%s; passed",
                           row.type, row.id, row.version_id)

@@ -107,6 +107,9 @@ class Puller:
                                                 resources)
             url = next((link.get("url") for link in bundle.get("link") or []
                         if link.get("relation") == "next"), None)
+            if url and not url.startswith(partner.base_url.rstrip("/") + "/"):
+                # The partner's credentials go with every page: only to the partner.
+                raise PullError(f"the next link {url!r} leaves the partner's base URL")
         return imported
 
     async def _get(self, client: httpx.AsyncClient, partner: partners.Partner, url: str,

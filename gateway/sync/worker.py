@@ -135,8 +135,11 @@ class DeliveryWorker:
         """One pass: apply the transition workflows, route the outbox, queue heartbeats,
         apply retention, start sends for free slots; the number of rows routed plus sends
         started."""
-        await asyncio.to_thread(self.workflows.run_until_idle)
-        await asyncio.to_thread(self.workflows.sweep_if_due)
+        try:
+            await asyncio.to_thread(self.workflows.run_until_idle)
+            await asyncio.to_thread(self.workflows.sweep_if_due)
+        except Exception:  # workflows retry next pass; notifications must not wait on them
+            log.exception("transition workflows failed; routing and delivery go on")
         routed = await asyncio.to_thread(self.router.run_until_idle)
         await asyncio.to_thread(queue.queue_heartbeats, self.db)
         await asyncio.to_thread(self.router.prune_if_due)

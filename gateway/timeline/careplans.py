@@ -137,7 +137,8 @@ def _activities(body: dict[str, Any], names: d.Names) -> dict[str, tuple[str, st
         detail = activity.get("detail") or {}
         label = d.concept(detail.get("code")) or detail.get("description") or f"#{index + 1}"
         due = d.day((detail.get("scheduledPeriod") or {}).get("end"))
-        out[f"detail:{label}"] = (label + (f" (due {due})" if due else ""),
+        key = f"id:{activity['id']}" if activity.get("id") else f"detail:{label}"
+        out[key] = (label + (f" (due {due})" if due else ""),
                                   str(detail.get("status") or ""))
     return out
 

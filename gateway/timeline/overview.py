@@ -171,7 +171,9 @@ def _activities(plan: dict[str, Any], tasks: list[dict[str, Any]], names: d.Name
     out = []
     for activity in plan.get("activity") or []:
         ref = (activity.get("reference") or {}).get("reference")
-        task = by_ref.get(ref or "")
+        # A transition follow-up's activity carries its Task's id (cpl-3 forbids both
+        # reference and detail), coordination/followups.py.
+        task = by_ref.get(ref or "") or by_ref.get(f"Task/{activity.get('id')}")
         if task is not None:
             out.append(PlanItem(label(task), str(task.get("status")),
                                 d.reference(task.get("owner"), names), d.day(due(task)) or None,
