@@ -74,8 +74,8 @@ def check_bundle(bundle: Any, base: str, service: FhirService) -> None:
             principal.require_admin()
         principal.require(resource_type, _entry_permission(method, url, request),
                           f"{where}.request")
-        parts = url.split("/")
-        if method in ("PUT", "PATCH", "DELETE") and len(parts) == 2:
+        parts = url.split("?", 1)[0].split("/")
+        if len(parts) >= 2 and parts[1]:  # reads included: a batch GET is a read
             check_target(service, parts[0], parts[1])
         if isinstance(resource, dict):
             check_resource(resource_type, resource, creating=method == "POST", base=base,
@@ -89,7 +89,7 @@ def _entry_permission(method: str, url: str, request: dict[str, Any]) -> str:
 
 
 def check_target(service: FhirService, resource_type: str, resource_id: str) -> None:
-    """404 for an update or delete of an existing resource the client may not see."""
+    """404 for a read, update or delete of an existing resource the client may not see."""
     if current_principal.get() is None:
         return
     try:

@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from gateway.auth.scopes import Scopes
 from gateway.config import get_settings
+from gateway.store.access import organization_id
 from gateway.store.clients import Client, ClientRegistry
 
 clients_app = typer.Typer(help="Client applications (SMART Backend Services): add, list, "
@@ -67,7 +68,8 @@ def add(
         raise typer.Exit(2)
     with _registry() as registry:
         registry.add(Client(client_id, name, keys, jwks_url, tuple(scopes.split()),
-                            tuple(organization or ()), admin, False))
+                            tuple(organization_id(o) for o in organization or ()), admin,
+                            False))
     typer.echo(f"added client {client_id}")
 
 

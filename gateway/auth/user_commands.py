@@ -12,6 +12,7 @@ import typer
 
 from gateway.auth.passwords import hash_password
 from gateway.config import get_settings
+from gateway.store.access import organization_id
 from gateway.store.users import User, UserRegistry
 
 users_app = typer.Typer(help="People who sign in to the coordinator pages: add, list, "
@@ -30,11 +31,6 @@ def _registry() -> Iterator[UserRegistry]:
         yield UserRegistry(database)
     finally:
         database.dispose()
-
-
-def organization_id(value: str) -> str:
-    """``Organization/x`` or ``x`` as the bare id the access rule compares (store/access.py)."""
-    return value.removeprefix("Organization/")
 
 
 def _password(path: Path | None) -> str:

@@ -53,6 +53,11 @@ def access_as(access: Access | None) -> Iterator[None]:
         current_access.reset(token)
 
 
+def organization_id(value: str) -> str:
+    """``Organization/x`` or ``x`` as the bare id the access rule compares."""
+    return value.removeprefix("Organization/")
+
+
 def restricted() -> Access | None:
     """The current request's access when it limits anything, else None."""
     access = current_access.get()

@@ -57,6 +57,15 @@ def test_register_get_a_token_and_call_the_api(auth_app: Any, run: Any, tmp_path
     assert "care-app\tdisabled" in run("list").output
 
 
+def test_an_organization_reference_is_stored_as_its_id(run: Any, tmp_path: Path) -> None:
+    private, public = tmp_path / "key.json", tmp_path / "jwks.json"
+    assert run("keygen", str(private), str(public)).exit_code == 0
+    added = run("add", "ref-app", "--jwks", str(public), "--scopes", "system/Patient.rs",
+                "--organization", "Organization/org-a")
+    assert added.exit_code == 0, added.output
+    assert "ref-app\tactive\torg-a\t" in run("list").output
+
+
 def test_bad_registrations_are_refused(run: Any, tmp_path: Path) -> None:
     public = tmp_path / "jwks.json"
     public.write_text('{"keys": []}')

@@ -77,6 +77,18 @@ def test_reads_answer_404_outside_the_organization(auth_http: TestClient,
         assert auth_http.get(url, headers=world["admin"]).status_code == 200
 
 
+def test_batch_reads_answer_404_outside_the_organization(
+        auth_http: TestClient, world: dict[str, dict[str, str]]) -> None:
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/pa"}},
+        {"request": {"method": "GET", "url": "Patient/pb"}}]}
+    answer = auth_http.post("/fhir", json=batch, headers=world["a"])
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["issue"][0]["code"] == "not-found"
+    batch["entry"] = batch["entry"][:1]
+    assert auth_http.post("/fhir", json=batch, headers=world["a"]).status_code == 200
+
+
 def test_searches_counts_and_includes_leave_others_out(auth_http: TestClient,
                                                        world: dict[str, dict[str, str]]) -> None:
     a = world["a"]
