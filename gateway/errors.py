@@ -69,10 +69,13 @@ class NotFound(GatewayError):
 
 
 class Gone(GatewayError):
-    """The resource existed and was deleted (FHIR R4 http.html#read: 410)."""
+    """The resource existed and was deleted (FHIR R4 http.html#read: 410). ``rid`` is its
+    row, for the access check that must answer 404 instead where the reader may not know
+    it existed."""
 
     status = 410
     code = "deleted"
+    rid: int | None = None
 
 
 class Conflict(GatewayError):

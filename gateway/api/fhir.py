@@ -235,8 +235,6 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
     resource = parse_resource(await _body(request))
     check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
     guards.check_resource(resource_type, resource, creating=False, base=base_url(request))
-    if isinstance(resource.get("id"), str):  # no match writes to the body's id
-        guards.check_target(_service(request), resource_type, resource["id"])
     params = request.query_params.multi_items()
     if not params:
         raise InvalidRequest("PUT on a type needs search parameters (conditional update) "
@@ -278,7 +276,6 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
     resource = parse_resource(await _body(request))
     check_write(resource_type, resource, creating=False, base_url=base_url(request))  # sync
     guards.check_resource(resource_type, resource, creating=False, base=base_url(request))
-    guards.check_target(_service(request), resource_type, resource_id)
     result = await _call(_service(request).update, base_url(request), resource_type,
                          resource_id, resource, if_match=request.headers.get("if-match"))
     return respond(request, result, write=True)
@@ -286,7 +283,6 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
 
 @router.delete("/{resource_type:fhir_type}/{resource_id:fhir_id}", summary="Delete")
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
-    guards.check_target(_service(request), resource_type, resource_id)
     result = await _call(_service(request).delete, base_url(request), resource_type,
                          resource_id)
     return respond(request, result)

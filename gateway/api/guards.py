@@ -5,21 +5,25 @@ the body is read: each entry of a transaction or batch Bundle needs the scope of
 interaction (R4 http.html#transaction: every entry is an interaction of its own); a
 Subscription needs read access to what it subscribes to and is stamped with the client that
 made it, so only that client sees it and it is only notified of what that client may read;
-an update or delete of a resource the client may not see answers 404 like an unknown id.
-Without a principal (GATEWAY_AUTH=off) they do nothing.
+a batch read of a resource the client may not see answers 404 like an unknown id (an update
+or delete of one is refused the same way by the repository, whichever entry or condition
+names it). Without a principal (GATEWAY_AUTH=off) they do nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from gateway.api.interactions import ADMIN_TYPES
 from gateway.auth.principal import Principal, current_principal
 from gateway.errors import Forbidden, Gone, NotFound
 from gateway.rest.interactions import FhirService
+from gateway.store.access import access_as
 from gateway.store.clients import CLIENT_SYSTEM
 from gateway.sync.criteria import parse_subscription
 
+T = TypeVar("T")
 _ENTRY_PERMISSIONS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
 
 
@@ -74,8 +78,8 @@ def check_bundle(bundle: Any, base: str, service: FhirService) -> None:
             principal.require_admin()
         principal.require(resource_type, _entry_permission(method, url, request),
                           f"{where}.request")
-        parts = url.split("?", 1)[0].split("/")
-        if len(parts) >= 2 and parts[1]:  # reads included: a batch GET is a read
+        parts = url.split("/")
+        if method == "GET" and len(parts) >= 2 and parts[1]:  # writes: the repository checks
             check_target(service, parts[0], parts[1])
         if isinstance(resource, dict):
             check_resource(resource_type, resource, creating=method == "POST", base=base,
@@ -89,11 +93,27 @@ def _entry_permission(method: str, url: str, request: dict[str, Any]) -> str:
 
 
 def check_target(service: FhirService, resource_type: str, resource_id: str) -> None:
-    """404 for a read, update or delete of an existing resource the client may not see."""
+    """404 for a read of an existing resource the client may not see."""
     if current_principal.get() is None:
         return
     try:
         rid = service.db.reader.current(resource_type, resource_id)[0]
-    except (NotFound, Gone):
+    except NotFound:
         return
+    except Gone as gone:  # gone, or unknown to a client that never could see it
+        if gone.rid is None:
+            return
+        rid = gone.rid
     service.check_visible(rid, resource_type, resource_id)
+
+
+def as_feed(receive: Callable[..., T], *args: Any) -> T:
+    """Map and store an inbound message (HL7 v2, Da Vinci notification, plan, roster) with
+    the whole store in view, whoever sent it: identity resolution must find the patient
+    the feed means, not create a second one because the sender cannot see the first. The
+    message is the clinical event itself (an admission at the sender's facility, a plan
+    naming its care team), so the care relationship it records is what then opens the
+    patient to the sender's organization. Answers (ACKs, summaries) carry no other
+    patient's data."""
+    with access_as(None):
+        return receive(*args)

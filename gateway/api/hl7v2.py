@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from gateway.api import guards
 from gateway.api.errors import outcome_response
 from gateway.api.media import FHIR_JSON, check_content_type
 from gateway.api.params import AfterId, RowId
@@ -82,7 +83,7 @@ async def _body(request: Request, *, fhir: bool = False) -> bytes:
              response_class=Response)
 async def receive(request: Request, service: Ingest) -> Response:
     body = await _body(request)
-    reply = await run_in_threadpool(service.hl7v2.receive, body, "http")
+    reply = await run_in_threadpool(guards.as_feed, service.hl7v2.receive, body, "http")
     return _ack_response(reply)
 
 
@@ -93,7 +94,7 @@ async def process_message(request: Request, service: Ingest) -> Response:
     """FHIR R4 messaging.html#process-message with the Da Vinci Alerts notification Bundle:
     200 and an informational OperationOutcome once applied; 4xx OperationOutcome if not."""
     body = await _body(request, fhir=True)
-    result = await run_in_threadpool(service.notifications.receive, body)
+    result = await run_in_threadpool(guards.as_feed, service.notifications.receive, body)
     return outcome_response(200, result["issue"])
 
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.api import guards
 from gateway.api.hl7v2 import ingest
 from gateway.api.params import RowId
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -62,13 +63,13 @@ def _answer(reply: PlanReply) -> Response:
 @router.post("/careplan", summary="Receive a case-management plan (careplan.schema.json)")
 async def receive_careplan(request: Request, service: Ingest) -> Response:
     body = await _body(request)
-    return _answer(await run_in_threadpool(service.receive, body, CAREPLAN))
+    return _answer(await run_in_threadpool(guards.as_feed, service.receive, body, CAREPLAN))
 
 
 @router.post("/careteam", summary="Receive a care-team roster (careteam.schema.json)")
 async def receive_careteam(request: Request, service: Ingest) -> Response:
     body = await _body(request)
-    return _answer(await run_in_threadpool(service.receive, body, CARETEAM))
+    return _answer(await run_in_threadpool(guards.as_feed, service.receive, body, CARETEAM))
 
 
 @router.post("/messages/{message_id}/$replay",

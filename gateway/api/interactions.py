@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gateway.store.access import ADMIN_ONLY_TYPES
+
 PUBLIC = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration",
                     "/.well-known/smart-configuration", "/auth/token", "/docs",
                     "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/sync/topics"})
@@ -32,7 +34,7 @@ MEASURE_TYPES = ("Encounter", "CareTeam", "CarePlan")
 _MESSAGE_TYPES = ("Patient", "Encounter", "Organization", "Practitioner", "Location")
 _PLAN_TYPES = ("CarePlan", "CareTeam", "Goal", "Condition", "Task", "Patient",
                "Practitioner", "Organization")
-ADMIN_TYPES = frozenset({"AuditEvent"})
+ADMIN_TYPES = ADMIN_ONLY_TYPES
 
 
 @dataclass(frozen=True)

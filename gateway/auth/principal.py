@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gateway.auth.scopes import Scopes
 from gateway.errors import Forbidden
-from gateway.store.access import Access
+from gateway.store.access import ADMIN_ONLY_TYPES, Access
 from gateway.store.clients import CLIENT_SYSTEM
 
 
@@ -30,7 +30,7 @@ class Principal:
             return Access(readable_types=self.scopes.readable_types())
         return Access(readable_types=self.scopes.readable_types(),
                       organizations=self.organizations,
-                      owner=(CLIENT_SYSTEM, self.client_id))
+                      owner=(CLIENT_SYSTEM, self.client_id), hidden_types=ADMIN_ONLY_TYPES)
 
     def require(self, resource_type: str, permission: str, where: str | None = None) -> None:
         """403 unless a granted scope allows ``permission`` on ``resource_type``."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +19,7 @@ import orjson
 from sqlalchemy import text
 
 from gateway.errors import (
+    Gone,
     InvalidRequest,
     InvalidResource,
     MultipleMatches,
@@ -30,7 +33,7 @@ from gateway.fhir.validate import check_resource_type
 from gateway.rest import results as res
 from gateway.search.request import SearchRequest, parse_search
 from gateway.store import query
-from gateway.store.access import restricted, visible
+from gateway.store.access import restricted, visible, visible_version
 from gateway.store.db import Database
 from gateway.store.prepare import Prepared
 from gateway.store.repository import Repository, StoredResource, WriteResult
@@ -78,8 +81,12 @@ class FhirService:
         """Read the current version (R4 http.html#read). Cheap enough to run on the event
         loop: one indexed lookup on the reader's autocommit connection."""
         require_type(resource_type)
-        rid, version_id, last_updated, _deleted, body = self.db.reader.current(
-            resource_type, resource_id)
+        try:
+            rid, version_id, last_updated, _deleted, body = self.db.reader.current(
+                resource_type, resource_id)
+        except Gone as gone:
+            self._check_gone_visible(gone, resource_type, resource_id)
+            raise
         self.check_visible(rid, resource_type, resource_id)
         return res.Result(200, StoredResource(rid, resource_type, resource_id, version_id,
                                               last_updated, False, body))
@@ -89,25 +96,43 @@ class FhirService:
         require_type(resource_type)
         if not version.isdigit():
             raise NotFound(f"Version {version!r} of {resource_type}/{resource_id} is not known.")
-        rid, last_updated, _deleted, body, method = self.db.reader.version(
-            resource_type, resource_id, int(version))
-        self.check_visible(rid, resource_type, resource_id)
+        try:
+            rid, last_updated, _deleted, body, method = self.db.reader.version(
+                resource_type, resource_id, int(version))
+        except Gone as gone:
+            self._check_gone_visible(gone, resource_type, resource_id)
+            raise
+        self.check_visible(rid, resource_type, resource_id, int(version))
         return res.Result(200, StoredResource(rid, resource_type, resource_id, int(version),
                                               last_updated, False, body, method))
 
-    def check_visible(self, rid: int, resource_type: str, resource_id: str) -> None:
-        """404 for a resource the requesting client may not see (store/access.py), so its
-        existence does not leak (the same answer as for an unknown id)."""
+    def check_visible(self, rid: int, resource_type: str, resource_id: str,
+                      version_id: int | None = None) -> None:
+        """404 for a resource (and with ``version_id``, one of its versions) the requesting
+        client may not see (store/access.py), so its existence does not leak (the same
+        answer as for an unknown id)."""
         if restricted() is None:
             return
-        if self.db.is_sqlite:
-            with self.db.reader.snapshot() as connection:
-                seen = visible(connection, rid, query.execute)
-        else:
-            with ReadSession(self.db) as repo:
-                seen = visible(repo.conn, rid, query.execute)
+        with self._read_connection() as connection:
+            seen = visible(connection, rid, query.execute) and (
+                version_id is None
+                or visible_version(connection, rid, version_id, query.execute))
         if not seen:
             raise NotFound(f"{resource_type}/{resource_id} is not known.")
+
+    def _check_gone_visible(self, gone: Gone, resource_type: str, resource_id: str) -> None:
+        """A deleted resource the client never could see is unknown to it, not gone."""
+        if gone.rid is not None:
+            self.check_visible(gone.rid, resource_type, resource_id)
+
+    @contextmanager
+    def _read_connection(self) -> Iterator[Any]:
+        if self.db.is_sqlite:
+            with self.db.reader.snapshot() as connection:
+                yield connection
+        else:
+            with ReadSession(self.db) as repo:
+                yield repo.conn
 
     # -- writes ----------------------------------------------------------------------------
 

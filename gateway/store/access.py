@@ -10,18 +10,28 @@ of them as a participant (``CareTeam.participant.member``) or one of the patient
 was at one of them (``Encounter.serviceProvider``); it sees every resource that belongs to
 such a patient (``resource.patient``, the patient compartment link the indexer records) and
 every resource that belongs to no patient (organizations, practitioners, locations...),
-except other clients' Subscriptions.
+except other clients' Subscriptions and the audit log (``ADMIN_ONLY_TYPES``), which only
+administrators read, also not through ``_include`` / ``_revinclude``.
+
+Versions are judged by the patient each version belonged to (``resource_version.patient``),
+so a resource moved from another organization's patient to one the client sees does not
+show its earlier versions through vread or history.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import TextClause, text
+
 Sql = tuple[str, list[Any]]
+
+ADMIN_ONLY_TYPES = frozenset({"AuditEvent"})
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,12 @@ class Access:
     readable_types: frozenset[str] | None = None
     organizations: tuple[str, ...] | None = None
     owner: tuple[str, str] | None = None  # (tag system, code) marking its Subscriptions
+    hidden_types: frozenset[str] = frozenset()  # never visible, not even through includes
 
     @property
     def unrestricted(self) -> bool:
         return self.readable_types is None and self.organizations is None \
-            and self.owner is None
+            and self.owner is None and not self.hidden_types
 
 
 current_access: ContextVar[Access | None] = ContextVar("gateway_access", default=None)
@@ -73,8 +84,11 @@ def visible_sql(alias: str, *, types: bool = False) -> Sql | None:
         return None
     conditions: list[Sql] = []
     if types and access.readable_types is not None:
-        types = sorted(access.readable_types) or [""]
-        conditions.append((f"{alias}.type IN ({', '.join('?' for _ in types)})", types))
+        readable = sorted(access.readable_types) or [""]
+        conditions.append((f"{alias}.type IN ({', '.join('?' for _ in readable)})", readable))
+    if access.hidden_types:
+        hidden = sorted(access.hidden_types)
+        conditions.append((f"{alias}.type NOT IN ({', '.join('?' for _ in hidden)})", hidden))
     if access.organizations is not None:
         conditions.append(_patient_condition(alias, access.organizations))
     if access.owner is not None:
@@ -102,6 +116,29 @@ def _owner_condition(alias: str, owner: tuple[str, str]) -> Sql:
     return (f"{alias}.type <> ? OR EXISTS (SELECT 1 FROM idx_token o WHERE o.rid = {alias}.rid "
             f"AND o.type = ? AND o.param = ? AND o.system = ? AND o.code = ?)",
             ["Subscription", "Subscription", "_tag", *owner])
+
+
+def visible_clause(table: str) -> TextClause | None:
+    """``visible_sql`` for a SQLAlchemy statement over ``table`` (e.g. the version history)."""
+    condition = visible_sql(table)
+    if condition is None:
+        return None
+    numbers = iter(range(len(condition[1])))
+    sql = re.sub(r"\?", lambda _: f":visible_{next(numbers)}", condition[0])
+    return text(sql).bindparams(**{f"visible_{i}": value
+                                   for i, value in enumerate(condition[1])})
+
+
+def visible_version(conn: Any, rid: int, version_id: int, execute: Any) -> bool:
+    """Whether version ``version_id`` of row ``rid`` is visible: judged by the patient it
+    belonged to then (``resource_version.patient``)."""
+    condition = visible_sql("v")
+    if condition is None:
+        return True
+    rows = execute(conn, "SELECT v.rid FROM resource_version v WHERE v.rid = ? AND "
+                         f"v.version_id = ? AND {condition[0]}",
+                   [rid, version_id, *condition[1]])
+    return bool(rows)
 
 
 def visible(conn: Any, rid: int, execute: Any) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy import Column, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
-from gateway.store.access import Access
+from gateway.store.access import ADMIN_ONLY_TYPES, Access
 
 if TYPE_CHECKING:  # tables.py imports this module, and db.py imports tables.py
     from gateway.store.db import Database
@@ -140,5 +140,5 @@ def subscription_access(conn: Any, rid: int) -> Access | None:
     if client is not None and client.admin and not client.disabled:
         return None
     if client is None or client.disabled:
-        return Access(organizations=())
-    return Access(organizations=client.organizations)
+        return Access(organizations=(), hidden_types=ADMIN_ONLY_TYPES)
+    return Access(organizations=client.organizations, hidden_types=ADMIN_ONLY_TYPES)

@@ -53,8 +53,10 @@ class Reader:
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known.")
         if row[3]:
-            raise Gone(f"{resource_type}/{resource_id} was deleted.",
-                       headers={"ETag": f'W/"{row[1]}"'})
+            gone = Gone(f"{resource_type}/{resource_id} was deleted.",
+                        headers={"ETag": f'W/"{row[1]}"'})
+            gone.rid = row[0]
+            raise gone
         return row
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> tuple[Any, ...]:
@@ -63,8 +65,10 @@ class Reader:
         if row is None:
             raise NotFound(f"{resource_type}/{resource_id}/_history/{version_id} is not known.")
         if row[2]:
-            raise Gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion.",
-                       headers={"ETag": f'W/"{version_id}"'})
+            gone = Gone(f"Version {version_id} of {resource_type}/{resource_id} is a "
+                        "deletion.", headers={"ETag": f'W/"{version_id}"'})
+            gone.rid = row[0]
+            raise gone
         return row
 
     @contextmanager

@@ -22,6 +22,7 @@ from gateway.fhir.types import is_resource_type
 from gateway.search.request import SearchRequest
 from gateway.store import query
 from gateway.store import statements as sql
+from gateway.store.access import restricted, visible, visible_clause
 from gateway.store.db import Database
 from gateway.store.indexer import patient_of
 from gateway.store.prepare import Prepared, prepare
@@ -67,6 +68,7 @@ class Repository:
         self.base_url = base_url
         self._sql = db.statements
         self._deferred: list[tuple[str, list[tuple[str, str, str]]]] | None = None
+        self._created: set[tuple[str, str]] = set()  # by this unit of work
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -141,6 +143,9 @@ class Repository:
             statement = statement.where(V.id == resource_id)
         if since is not None:
             statement = statement.where(V.last_updated >= since)
+        visible_versions = visible_clause(version_table.name)
+        if visible_versions is not None:
+            statement = statement.where(visible_versions)
         if before_key is not None:
             updated, rid, version = before_key
             statement = statement.where(or_(
@@ -161,6 +166,9 @@ class Repository:
             statement = statement.where(V.id == resource_id)
         if since is not None:
             statement = statement.where(V.last_updated >= since)
+        visible_versions = visible_clause(version_table.name)
+        if visible_versions is not None:
+            statement = statement.where(visible_versions)
         return int(self.conn.execute(statement).scalar_one())
 
     # -- writes --------------------------------------------------------------------------
@@ -184,6 +192,8 @@ class Repository:
                 f"The resource id {resource.get('id')!r} must match the id in the URL "
                 f"({resource_id}).", expression=[f"{resource_type}.id"])
         current = self.current_row(resource_type, resource_id, lock=True)
+        if current is not None:
+            self._require_visible(current.rid, resource_type, resource_id)
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(
@@ -206,18 +216,21 @@ class Repository:
     def delete(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """Soft-delete: a new, empty version marked deleted; None if there was nothing."""
         current = self.current_row(resource_type, resource_id, lock=True)
+        if current is not None:
+            self._require_visible(current.rid, resource_type, resource_id)
         if current is None or current.deleted:
             return None
         self._check_not_referenced(current.rid, resource_type, resource_id)
         epoch, _ = now_instant()
         version = current.version_id + 1
+        patient = self._patient_of_row(current.rid)
         self._bump(current.rid, current.version_id, version, epoch, deleted=True, patient=None)
         self.conn.execute(insert(version_table).values(
             rid=current.rid, version_id=version, type=resource_type, id=resource_id,
-            last_updated=epoch, method="DELETE", deleted=True, body=b""))
+            last_updated=epoch, method="DELETE", deleted=True, body=b"", patient=patient))
         self._clear_index(current.rid)
         self._append_outbox(current.rid, resource_type, resource_id, version, "delete",
-                            self._patient_from_outbox(current.rid), epoch)
+                            patient, epoch)
         return StoredResource(current.rid, resource_type, resource_id, version, epoch, True,
                               b"", "DELETE")
 
@@ -246,10 +259,35 @@ class Repository:
         references = [r for r in ready.references if (r[0], r[1]) != own]
         if not references:
             return
+        self._check_references_visible(resource_type, references)
         if self._deferred is not None:
             self._deferred.append((resource_type, references))
         else:
             self._check_references(resource_type, references)
+
+    def _require_visible(self, rid: int, resource_type: str, resource_id: str) -> None:
+        """A client limited to some organizations changes only what it can see: anything
+        else answers 404 like an unknown id (store/access.py), deleted resources included."""
+        if restricted() is not None and not visible(self.conn, rid, query.execute):
+            raise NotFound(f"{resource_type}/{resource_id} is not known.")
+
+    def _check_references_visible(self, resource_type: str,
+                                  references: list[tuple[str, str, str]]) -> None:
+        """A limited client may point only at what it can see, or at what this unit of work
+        created: otherwise an Encounter at its own organization would open another
+        organization's patient to it. Checked now, before this write can change who sees
+        what, and answered as a reference to nothing, so existence does not leak."""
+        if restricted() is None:
+            return
+        hidden = []
+        for ref_type, ref_id, text in references:
+            if (ref_type, ref_id) in self._created:
+                continue
+            row = self.current_row(ref_type, ref_id)
+            if row is not None and not visible(self.conn, row.rid, query.execute):
+                hidden.append(text)
+        if hidden:
+            raise _unresolved(resource_type, hidden)
 
     def _check_references(self, resource_type: str,
                           references: list[tuple[str, str, str]]) -> None:
@@ -262,13 +300,10 @@ class Repository:
                 if self._sql.execute(self.conn, sql.EXISTING,
                                      {"type": ref_type, "id": ref_id, "deleted": False}):
                     existing.add((ref_type, ref_id))
-        missing = [r for r in references if (r[0], r[1]) not in existing]
+        missing = [text for ref_type, ref_id, text in references
+                   if (ref_type, ref_id) not in existing]
         if missing:
-            details = [(f"The reference {text!r} does not resolve to an existing resource "
-                        "(referential integrity is enforced on write).", [resource_type])
-                       for _, _, text in missing]
-            raise InvalidResource(details[0][0], details=details, code="processing",
-                                  status=422, expression=[resource_type])
+            raise _unresolved(resource_type, missing)
 
     def _check_not_referenced(self, rid: int, resource_type: str, resource_id: str) -> None:
         """409 while another resource refers to this one (integrity on delete). AuditEvents
@@ -296,7 +331,8 @@ class Repository:
         rid = int(self._sql.execute(self.conn, sql.INSERT_RESOURCE, {
             "type": resource_type, "id": resource_id, "version_id": 1, "last_updated": epoch,
             "deleted": False, "patient": patient})[0][0])
-        self._insert_version(rid, resource_type, resource_id, 1, epoch, method, body)
+        self._insert_version(rid, resource_type, resource_id, 1, epoch, method, body, patient)
+        self._created.add((resource_type, resource_id))
         self._write_index(rid, rows)
         self._append_outbox(rid, resource_type, resource_id, 1, "create", patient, epoch)
         return StoredResource(rid, resource_type, resource_id, 1, epoch, False, body, method)
@@ -310,7 +346,8 @@ class Repository:
         rows = ready.rows
         patient = patient_of(resource_type, resource_id, rows)
         self._bump(rid, current, version, epoch, deleted=False, patient=patient)
-        self._insert_version(rid, resource_type, resource_id, version, epoch, method, body)
+        self._insert_version(rid, resource_type, resource_id, version, epoch, method, body,
+                             patient)
         self._clear_index(rid)
         self._write_index(rid, rows)
         self._append_outbox(rid, resource_type, resource_id, version, "update", patient, epoch)
@@ -318,10 +355,11 @@ class Repository:
                               method)
 
     def _insert_version(self, rid: int, resource_type: str, resource_id: str, version: int,
-                        epoch: float, method: str, body: bytes) -> None:
+                        epoch: float, method: str, body: bytes, patient: str | None) -> None:
         self._sql.execute(self.conn, sql.INSERT_VERSION, {
             "rid": rid, "version_id": version, "type": resource_type, "id": resource_id,
-            "last_updated": epoch, "method": method, "deleted": False, "body": body})
+            "last_updated": epoch, "method": method, "deleted": False, "body": body,
+            "patient": patient})
 
     def _bump(self, rid: int, current: int, version: int, epoch: float, *, deleted: bool,
               patient: str | None) -> None:
@@ -362,8 +400,16 @@ class Repository:
         self._sql.execute(self.conn, sql.INSERT_OUTBOX, values)
         self.db.mark_outbox(self.conn)
 
-    def _patient_from_outbox(self, rid: int) -> str | None:
+    def _patient_of_row(self, rid: int) -> str | None:
         return self.conn.execute(select(R.patient).where(R.rid == rid)).scalar()
+
+
+def _unresolved(resource_type: str, references: list[str]) -> InvalidResource:
+    details = [(f"The reference {text!r} does not resolve to an existing resource "
+                "(referential integrity is enforced on write).", [resource_type])
+               for text in references]
+    return InvalidResource(details[0][0], details=details, code="processing", status=422,
+                           expression=[resource_type])
 
 
 def _stamp(resource: dict[str, Any], resource_id: str, version: int, instant: str) -> bytes:

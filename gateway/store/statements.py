@@ -26,7 +26,8 @@ INSERT_RESOURCE = (
     "VALUES (:type, :id, :version_id, :last_updated, :deleted, :patient) RETURNING rid")
 INSERT_VERSION = (
     "INSERT INTO resource_version (rid, version_id, type, id, last_updated, method, deleted, "
-    "body) VALUES (:rid, :version_id, :type, :id, :last_updated, :method, :deleted, :body)")
+    "body, patient) VALUES (:rid, :version_id, :type, :id, :last_updated, :method, :deleted, "
+    ":body, :patient)")
 EXISTING = "SELECT id FROM resource WHERE type = :type AND id = :id AND deleted = :deleted"
 
 

@@ -52,6 +52,7 @@ class ResourceVersion(SQLModel, table=True):
     method: str = Field(max_length=8)
     deleted: bool = False
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    patient: str | None = Field(default=None, max_length=140)  # as of this version
 
 
 class TokenIndex(SQLModel, table=True):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Column, Text, delete, insert, select, update
 from sqlmodel import Field, SQLModel
 
-from gateway.store.access import Access
+from gateway.store.access import ADMIN_ONLY_TYPES, Access
 
 if TYPE_CHECKING:  # tables.py imports this module, and db.py imports tables.py
     from gateway.store.db import Database
@@ -64,7 +64,9 @@ class User:
 
     def access(self) -> Access:
         """What the person may see: every patient for an admin, else their organizations'."""
-        return Access() if self.admin else Access(organizations=self.organizations)
+        if self.admin:
+            return Access()
+        return Access(organizations=self.organizations, hidden_types=ADMIN_ONLY_TYPES)
 
 
 @dataclass(frozen=True)

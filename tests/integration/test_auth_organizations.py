@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from gateway.store.tables import sync_event_table, sync_subscription_table
 from tests.integration.auth_support import bearer, register
+from tests.integration.hl7v2_helpers import sample
 from tests.integration.sync_support import wait_for
 
 
@@ -193,3 +194,138 @@ def test_conditional_and_transaction_writes_cannot_reach_others(
     assert duplicate.status_code == 201  # B's plan does not match: a new one is made
     still = auth_http.get("/fhir/CarePlan/plan-pb", headers=world["admin"]).json()
     assert still["status"] == "active"
+
+
+def _encounter(encounter_id: str, patient: str, org: str) -> dict[str, Any]:
+    return {"resourceType": "Encounter", "id": encounter_id, "status": "in-progress",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                      "code": "AMB"},
+            "subject": {"reference": f"Patient/{patient}"},
+            "serviceProvider": {"reference": f"Organization/{org}"}}
+
+
+def test_writing_at_the_organization_does_not_open_another_patient(
+        auth_http: TestClient, world: dict[str, dict[str, str]]) -> None:
+    """An Encounter or CareTeam naming the client's organization would make the patient
+    visible to it: a reference to a patient it cannot see answers as a reference to no
+    patient at all, so neither access nor existence leaks."""
+    a = world["a"]
+    for patient in ("pb", "pc", "nobody"):
+        answer = auth_http.put(f"/fhir/Encounter/enc-{patient}-a",
+                               json=_encounter(f"enc-{patient}-a", patient, "org-a"),
+                               headers=a)
+        assert answer.status_code == 422, (patient, answer.text)
+        issue = answer.json()["issue"][0]
+        assert issue["diagnostics"].startswith(f"The reference 'Patient/{patient}' does "
+                                               "not resolve"), issue
+    team = {"resourceType": "CareTeam", "subject": {"reference": "Patient/pc"},
+            "participant": [{"member": {"reference": "Organization/org-a"}}]}
+    assert auth_http.post("/fhir/CareTeam", json=team, headers=a).status_code == 422
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "Encounter/enc-c-a"},
+         "resource": _encounter("enc-c-a", "pc", "org-a")}]}
+    assert auth_http.post("/fhir", json=transaction, headers=a).status_code == 422
+    for url in ("/fhir/Patient/pc", "/fhir/Patient/pb", "/fhir/CarePlan/plan-pc"):
+        assert auth_http.get(url, headers=a).status_code == 404, url
+    # Its own patient: the Encounter is written and links as before.
+    assert auth_http.put("/fhir/Encounter/enc-a", json=_encounter("enc-a", "pa", "org-a"),
+                         headers=a).status_code == 201
+
+
+def test_a_new_patient_comes_with_what_links_it(auth_http: TestClient,
+                                                world: dict[str, dict[str, str]]) -> None:
+    """A client of an organization registers a new patient in one transaction with the
+    Encounter at its organization (in either order), and then sees it."""
+    a = world["a"]
+    patient_url = "urn:uuid:6a3e1ab2-0d3c-4f7e-9a53-2b1c7a3e0f11"
+    encounter = _encounter("enc-new", "x", "org-a")
+    encounter["subject"] = {"reference": patient_url}
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "Encounter/enc-new"}, "resource": encounter},
+        {"fullUrl": patient_url, "request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient", "name": [{"family": "New"}]}}]}
+    answer = auth_http.post("/fhir", json=transaction, headers=a)
+    assert answer.status_code == 200, answer.text
+    location = answer.json()["entry"][1]["response"]["location"]
+    patient_id = location.split("Patient/")[1].split("/")[0]
+    assert auth_http.get(f"/fhir/Patient/{patient_id}", headers=a).status_code == 200
+    assert auth_http.get(f"/fhir/Patient/{patient_id}", headers=world["b"]).status_code == 404
+
+
+def test_writes_naming_others_resources_by_any_route_answer_404(
+        auth_http: TestClient, world: dict[str, dict[str, str]]) -> None:
+    """Whichever way a write names its target (URL, a conditional update falling back on
+    the body's id, a transaction entry), and whether or not that resource was deleted, a
+    resource the client cannot see is unknown to it."""
+    a, admin = world["a"], world["admin"]
+    changed = {**_plan("plan-pb", "pb"), "status": "revoked"}
+    answer = auth_http.put("/fhir/CarePlan?identifier=urn:x|none", json=changed, headers=a)
+    assert answer.status_code == 404, answer.text
+    conditional = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "CarePlan?identifier=urn:x|none"},
+         "resource": changed}]}
+    assert auth_http.post("/fhir", json=conditional, headers=a).status_code == 404
+    assert auth_http.get("/fhir/CarePlan/plan-pb", headers=admin).json()["status"] == "active"
+    _put(auth_http, admin, _plan("plan-b-old", "pb"))
+    gone = auth_http.delete("/fhir/CarePlan/plan-b-old", headers=admin)
+    assert gone.status_code in (200, 204), gone.text
+    for url in ("/fhir/CarePlan/plan-b-old", "/fhir/CarePlan/plan-b-old/_history/2"):
+        answer = auth_http.get(url, headers=a)
+        assert answer.status_code == 404, (url, answer.text)  # not 410: never known to A
+    assert auth_http.get("/fhir/CarePlan/plan-b-old", headers=admin).status_code == 410
+    revived = _plan("plan-b-old", "pa")
+    assert auth_http.put("/fhir/CarePlan/plan-b-old", json=revived, headers=a
+                         ).status_code == 404
+    assert auth_http.delete("/fhir/CarePlan/plan-b-old", headers=a).status_code == 404
+    assert auth_http.get("/fhir/CarePlan/plan-b-old", headers=admin).status_code == 410
+
+
+def test_versions_are_judged_by_their_own_patient(auth_http: TestClient,
+                                                  world: dict[str, dict[str, str]]) -> None:
+    """A plan written for B's patient and then moved to A's shows A only the versions
+    that belonged to A's patient."""
+    a, admin = world["a"], world["admin"]
+    _put(auth_http, admin, _plan("plan-moved", "pb"))
+    _put(auth_http, admin, {**_plan("plan-moved", "pa"), "status": "on-hold"})
+    assert auth_http.get("/fhir/CarePlan/plan-moved", headers=a).status_code == 200
+    assert auth_http.get("/fhir/CarePlan/plan-moved/_history/2", headers=a).status_code == 200
+    assert auth_http.get("/fhir/CarePlan/plan-moved/_history/1", headers=a).status_code == 404
+    history = auth_http.get("/fhir/CarePlan/plan-moved/_history", headers=a).json()
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2"]
+    assert history["total"] == 1
+    full = auth_http.get("/fhir/CarePlan/plan-moved/_history", headers=admin).json()
+    assert full["total"] == 2
+    assert auth_http.get("/fhir/CarePlan/plan-moved/_history/1", headers=world["b"]
+                         ).status_code == 404  # B cannot see the current version
+
+
+def test_the_audit_log_is_not_reached_through_includes(
+        auth_app: Any, auth_http: TestClient, world: dict[str, dict[str, str]]) -> None:
+    a, admin = world["a"], world["admin"]
+    assert auth_http.get("/fhir/Patient/pa", headers=a).status_code == 200
+    auth_app.state.security.audit.drain()
+    url = "/fhir/Patient?_id=pa&_revinclude=AuditEvent:entity&_revinclude=AuditEvent:patient"
+    seen_by_admin = auth_http.get(url, headers=admin).json()
+    assert any(e["resource"]["resourceType"] == "AuditEvent"
+               for e in seen_by_admin["entry"])
+    assert _ids(auth_http.get(url, headers=a).json()) == ["Patient/pa"]
+
+
+def test_an_inbound_message_finds_the_patient_its_sender_cannot_see_yet(
+        auth_http: TestClient, world: dict[str, dict[str, str]]) -> None:
+    """An ADT feed is matched against the whole store: the second hospital's admission of
+    a patient the gateway knows links to that patient instead of creating another."""
+    media = {"Content-Type": "x-application/hl7-v2+er7"}
+    first = auth_http.post("/hl7v2", content=sample("north_a01_v25"),
+                           headers={**media, **world["admin"]})
+    assert "MSA|AA" in first.text, first.text
+    second = sample("north_a01_v25", {"N-0001": "N-0002", "V20240001": "V20240002"})
+    answer = auth_http.post("/hl7v2", content=second, headers={**media, **world["a"]})
+    assert "MSA|AA" in answer.text, answer.text
+    patients = auth_http.get("/fhir/Patient?identifier=N100234",
+                             headers=world["admin"]).json()
+    assert patients["total"] == 1
+    encounters = auth_http.get("/fhir/Encounter?identifier=V20240002",
+                               headers=world["admin"]).json()
+    subject = encounters["entry"][0]["resource"]["subject"]["reference"]
+    assert subject == f"Patient/{patients['entry'][0]['resource']['id']}"
