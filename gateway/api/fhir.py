@@ -209,6 +209,7 @@ async def transaction(request: Request) -> Response:
     representation = _prefer(request).get("return") == "representation"
     result = await _call(bundles.process, _service(request), base_url(request), bundle,
                          return_representation=representation)
+    guards.note_entries(request.scope, bundle, result.body)
     return respond(request, result)
 
 

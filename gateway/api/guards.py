@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
+
 from gateway.api.interactions import ADMIN_TYPES
 from gateway.auth.principal import Principal, current_principal
 from gateway.errors import Forbidden, Gone, NotFound
@@ -117,3 +119,40 @@ def as_feed(receive: Callable[..., T], *args: Any) -> T:
     patient's data."""
     with access_as(None):
         return receive(*args)
+
+
+AUDIT_ENTRIES = "gateway.audit_entries"  # request scope key: the entries' own accesses
+_ENTRY_INTERACTIONS = {"POST": "create", "PUT": "update", "PATCH": "patch",
+                       "DELETE": "delete"}
+
+
+def note_entries(scope: dict[str, Any], bundle: Any, response: bytes | None) -> None:
+    """Leave each transaction or batch entry's access (interaction, status, type, id, query) in
+    the request scope for the audit trail (api/security.py): every entry is a read,
+    search or write of its own and gets an AuditEvent of its own, beside the one for the
+    Bundle. Only for a client's request (auth on) that was answered with a Bundle."""
+    if current_principal.get() is None or not isinstance(response, bytes) \
+            or not isinstance(bundle, dict) or not isinstance(bundle.get("entry"), list):
+        return
+    answered = orjson.loads(response).get("entry", [])
+    accesses = []
+    for entry, answer in zip(bundle["entry"], answered, strict=False):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        outcome = answer.get("response") or {}
+        if not isinstance(request, dict):
+            continue
+        method = str(request.get("method", "")).upper()
+        url = str(request.get("url", ""))
+        target = str(outcome.get("location") or url).split("/_history")[0]
+        parts = [p for p in target.split("?")[0].split("/") if p][-2:]
+        resource_type = parts[0] if parts else None
+        resource_id = parts[1] if len(parts) == 2 else None
+        if method == "GET":
+            interaction = "read" if resource_id and "?" not in url else "search"
+        else:
+            interaction = _ENTRY_INTERACTIONS.get(method, "operation")
+        status = str(outcome.get("status", "0")).split(" ")[0]
+        query = url.split("?", 1)[1] if interaction == "search" and "?" in url else None
+        accesses.append((interaction, int(status) if status.isdigit() else 0,
+                         resource_type, resource_id, query))
+    scope[AUDIT_ENTRIES] = accesses

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.interactions import classify, is_view
@@ -91,7 +92,7 @@ class PeopleMiddleware:
         if is_view(path) and _has_bearer(scope):
             await self.app(scope, receive, send)  # a client: api/security.py
             return
-        user, session, refusal = self._person(scope)
+        user, session, refusal = await run_in_threadpool(self._person, scope)  # DB reads
         if user is None:
             if is_page(path):
                 await _page_refusal(scope, send, refusal)

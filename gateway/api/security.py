@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import outcome_response
+from gateway.api.guards import AUDIT_ENTRIES
 from gateway.api.interactions import Interaction, classify, is_protected
 from gateway.api.people import USER_KEY, People, PeopleMiddleware
 from gateway.auth.audit import Access, AuditTrail
@@ -57,6 +59,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 _CSP = (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self' "
         b"data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _DOCS = ("/docs", "/redoc")
+_THROTTLED_AUDIT = 10.0  # seconds of rate-limit refusals recorded as one AuditEvent
 
 
 @dataclass
@@ -217,6 +220,7 @@ class AuthMiddleware:
         self.security = security
         self._tokens: dict[str, tuple[float, str, Scopes]] = {}
         self._clients: dict[str, tuple[float, Client | None]] = {}
+        self._throttled: dict[str, tuple[float, int]] = {}  # client: (recorded at, since)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_protected(scope["path"]) \
@@ -225,7 +229,7 @@ class AuthMiddleware:
             return
         interaction = classify(scope["method"], scope["path"])
         try:
-            principal = self._authorize(scope, interaction)
+            principal = await self._authorize(scope, interaction)
         except GatewayError as error:
             await self._refuse(scope, receive, send, error, interaction)
             return
@@ -249,9 +253,10 @@ class AuthMiddleware:
             current_access.reset(access_token)
             current_principal.reset(principal_token)
             self._audit(scope, principal.client_id, interaction, status, location)
+            self._audit_entries(scope, principal.client_id)
 
-    def _authorize(self, scope: Scope, interaction: Interaction) -> Principal:
-        principal = self._principal(scope)
+    async def _authorize(self, scope: Scope, interaction: Interaction) -> Principal:
+        principal = await self._principal(scope)
         wait = self.security.limiter.take(principal.client_id)
         if wait:
             raise TooManyRequests(f"Too many requests; try again in {wait} s.",
@@ -268,14 +273,14 @@ class AuthMiddleware:
                             "search instead (results are limited to your organizations).")
         return principal
 
-    def _principal(self, scope: Scope) -> Principal:
+    async def _principal(self, scope: Scope) -> Principal:
         token = _bearer(scope)
         if token is None:
             raise Unauthorized("An access token is required (Authorization: Bearer ...); "
                                "get one at /auth/token.",
                                headers={"WWW-Authenticate": 'Bearer realm="fhir"'})
         verified = self._verified(token)
-        client = self._client(verified[0]) if verified else None
+        client = await self._client(verified[0]) if verified else None
         if verified is None or client is None or client.disabled:
             raise Unauthorized("The access token is invalid or expired.", headers={
                 "WWW-Authenticate": 'Bearer realm="fhir", error="invalid_token"'})
@@ -296,13 +301,14 @@ class AuthMiddleware:
         self._tokens[token] = (float(claims["exp"]), *verified)
         return verified
 
-    def _client(self, client_id: str) -> Client | None:
-        """The registered client, re-read every few seconds so disabling takes effect."""
+    async def _client(self, client_id: str) -> Client | None:
+        """The registered client, re-read every few seconds so disabling takes effect (off
+        the event loop: it is a database read)."""
         now = time.monotonic()
         cached = self._clients.get(client_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        client = self.security.registry.get(client_id)
+        client = await run_in_threadpool(self.security.registry.get, client_id)
         self._clients[client_id] = (now + 5.0, client)
         return client
 
@@ -311,11 +317,41 @@ class AuthMiddleware:
         response = outcome_response(error.status, error.issues(), error.headers)
         await response(scope, receive, send)
         verified = self._tokens.get(_bearer(scope) or "")
-        if verified is not None:  # refused for scope, role or rate: still an access attempt
-            self._audit(scope, verified[1], interaction, error.status)
+        if verified is None:  # refused for scope, role or rate: still an access attempt
+            return
+        if error.status == 429:
+            refused = self._rate_limited(verified[1])
+            if refused:
+                self._audit(scope, verified[1], interaction, error.status,
+                            detail=f"rate limited ({refused} request{'s' * (refused != 1)} "
+                                   "refused since the previous record)")
+            return
+        self._audit(scope, verified[1], interaction, error.status)
+
+    def _audit_entries(self, scope: Scope, client_id: str) -> None:
+        """One AuditEvent per entry of a transaction or batch (api/guards.py)."""
+        address = scope.get("client")
+        for name, status, resource_type, resource_id, query in scope.get(AUDIT_ENTRIES, ()):
+            self.security.audit.record(Access(
+                client_id, name, status, resource_type, resource_id, query=query,
+                patient=_patient_in(query), address=address[0] if address else None,
+                detail="Bundle entry"))
+
+    def _rate_limited(self, client_id: str) -> int:
+        """How many rate-limit refusals a new AuditEvent stands for (0: none yet). A client
+        flooding the gateway would otherwise make it write one record per refused request:
+        the refusals of each ``_THROTTLED_AUDIT`` seconds are recorded as one, counted."""
+        now = time.monotonic()
+        since, count = self._throttled.get(client_id, (float("-inf"), 0))
+        count += 1
+        if now - since < _THROTTLED_AUDIT:
+            self._throttled[client_id] = (since, count)
+            return 0
+        self._throttled[client_id] = (now, 0)
+        return count
 
     def _audit(self, scope: Scope, client_id: str, interaction: Interaction,
-               status: int, location: str = "") -> None:
+               status: int, location: str = "", detail: str | None = None) -> None:
         query = scope.get("query_string", b"").decode("latin-1") or None
         address = scope.get("client")
         resource_type, resource_id = interaction.resource_type, interaction.resource_id
@@ -323,7 +359,8 @@ class AuthMiddleware:
             resource_type, resource_id = _located(location) or (resource_type, None)
         self.security.audit.record(Access(
             client_id, interaction.name, status, resource_type, resource_id, query=query,
-            patient=_patient_in(query), address=address[0] if address else None))
+            patient=_patient_in(query), address=address[0] if address else None,
+            detail=detail))
 
 
 def _located(location: str) -> tuple[str, str] | None:

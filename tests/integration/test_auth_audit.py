@@ -74,6 +74,41 @@ def test_every_access_leaves_an_audit_event(auth_app: Any, auth_http: TestClient
     assert len(_events(auth_http, admin, auth_app, entity=f"CarePlan/{plan}")) >= 2
 
 
+def test_each_transaction_and_batch_entry_is_audited(auth_app: Any, auth_http: TestClient,
+                                                      admin: dict[str, str]) -> None:
+    """A transaction's writes and a batch's reads are accesses of their own: each leaves
+    an AuditEvent naming what it touched, beside the one for the Bundle."""
+    headers = bearer(auth_http, register(auth_app, "ehr-tx", "system/*.cruds", admin=True))
+    patient_url = "urn:uuid:0c0e7c9e-7bb4-4d1b-8f4e-0e3b9c1f5a21"
+    transaction = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": patient_url, "request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient"}},
+        {"request": {"method": "PUT", "url": "CarePlan/tx-plan"},
+         "resource": {"resourceType": "CarePlan", "id": "tx-plan", "status": "active",
+                      "intent": "plan", "subject": {"reference": patient_url}}}]}
+    answer = auth_http.post("/fhir", json=transaction, headers=headers)
+    assert answer.status_code == 200, answer.text
+    patient = answer.json()["entry"][0]["response"]["location"].split("Patient/")[1]
+    patient = patient.split("/")[0]
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "CarePlan/tx-plan"}},
+        {"request": {"method": "GET", "url": f"CarePlan?patient={patient}"}},
+        {"request": {"method": "GET", "url": "CarePlan/absent"}}]}
+    assert auth_http.post("/fhir", json=batch, headers=headers).status_code == 200
+    events = _events(auth_http, admin, auth_app, altid="ehr-tx")
+    entries = sorted((e["subtype"][0]["code"], e["outcome"], tuple(_what(e)))
+                     for e in events if "Bundle entry" in e["outcomeDesc"])
+    assert entries == sorted([
+        ("create", "0", (f"Patient/{patient}",)),
+        ("update", "0", ("CarePlan/tx-plan", f"Patient/{patient}")),
+        ("read", "0", ("CarePlan/tx-plan", f"Patient/{patient}")),
+        ("search", "0", (f"Patient/{patient}",)),
+        ("read", "4", ("CarePlan/absent",))])
+    bundles = [e for e in events if "Bundle entry" not in e["outcomeDesc"]
+               and e.get("subtype", [{}])[0].get("code") == "transaction"]
+    assert len(bundles) == 2
+
+
 def test_token_requests_are_audited_as_logins(auth_app: Any, auth_http: TestClient,
                                               admin: dict[str, str]) -> None:
     client = register(auth_app, "ehr-2", "system/*.rs")

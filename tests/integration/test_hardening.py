@@ -127,3 +127,22 @@ def test_a_client_over_its_rate_limit_gets_429_with_retry_after(limited_app: Any
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.json()["issue"][0]["code"] == "throttled"
         assert http.get("/fhir/Patient", headers=other).status_code == 200
+
+
+def test_a_flood_of_refusals_is_audited_counted_not_one_by_one(limited_app: Any) -> None:
+    """Rate-limited requests still leave evidence, but a client hammering the gateway
+    cannot make it write one AuditEvent per refused request."""
+    with TestClient(limited_app, base_url="http://testserver") as http:
+        flood = bearer(http, register(limited_app, "flood", "system/*.rs", admin=True),
+                       "system/*.rs")
+        statuses = [http.get("/fhir/Patient", headers=flood).status_code for _ in range(40)]
+        assert statuses.count(429) >= 30
+        limited_app.state.security.audit.drain()
+        auditor = bearer(http, register(limited_app, "auditor", "system/*.rs", admin=True),
+                         "system/*.rs")
+        events = http.get("/fhir/AuditEvent", params={"outcome": "4", "_count": "100"},
+                          headers=auditor).json()
+        refusals = [e["resource"] for e in events.get("entry", [])
+                    if e["resource"]["agent"][0]["altId"] == "flood"]
+        assert len(refusals) == 1
+        assert "rate limited (1 request refused" in refusals[0]["outcomeDesc"]

@@ -72,6 +72,24 @@ def test_rate_limiter_refills_at_its_rate() -> None:
     assert RateLimiter(rate=0, burst=1).take("a") == 0
 
 
+def test_refilled_buckets_are_forgotten_when_there_are_many() -> None:
+    """Made-up keys (user names tried at the login form) cannot grow the table without
+    bound, while a key still waiting keeps its debt."""
+    now = [0.0]
+    limiter = RateLimiter(rate=1.0, burst=1, clock=lambda: now[0], max_keys=100)
+    assert limiter.take("busy") == 0 and limiter.take("busy") == 1
+    for n in range(99):
+        limiter.take(f"guess-{n}")
+    assert len(limiter) == 100
+    now[0] = 0.5  # "busy" still waits; the guesses have not refilled either
+    limiter.take("guess-99")
+    assert len(limiter) == 101
+    now[0] = 2.0  # everyone refilled: the next new key sweeps them out
+    limiter.take("late")
+    assert len(limiter) == 1
+    assert limiter.take("busy") == 0
+
+
 def test_waiting_tells_without_taking() -> None:
     now = [0.0]
     limiter = RateLimiter(rate=1.0, burst=1, clock=lambda: now[0])
