@@ -7,6 +7,10 @@ transaction. A batch that fails is put back and retried; records that still cann
 written are logged at ERROR with their count and kept in ``failed`` (audit writes never fail
 silently). ``drain`` waits until everything recorded so far is durable.
 
+Deliveries (sync/delivery_audit.py) are recorded in the transaction that records the
+attempt, as DICOM 110106 Export events naming the Subscription as the agent and its
+endpoint as the agent's network address.
+
 The events follow R4 auditevent.html and the "RESTful Operation" type of the Basic Audit
 Log Patterns IG: ``type`` rest (or DICOM 110114 User Authentication for token requests),
 ``subtype`` the FHIR interaction, ``action`` C/R/U/D/E, ``outcome`` 0/4/8, the client as
@@ -45,6 +49,8 @@ _ACTIONS = {"create": "C", "read": "R", "vread": "R", "history": "R", "search": 
             "operation": "E", "login": "E", "logout": "E", "ingest": "C", "delivery": "R"}
 _LOGOUT = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110123",
            "display": "Logout"}
+_EXPORT = {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106",
+           "display": "Export"}
 _INTERACTIONS = {"read", "vread", "update", "patch", "delete", "history", "create",
                  "search", "capabilities", "transaction", "batch", "operation"}
 
@@ -80,9 +86,10 @@ def outcome_code(status: int) -> str:
 def build_event(access: Access, patient: str | None) -> dict[str, Any]:
     """The AuditEvent for one access."""
     login = access.interaction in ("login", "logout")
+    kind = _LOGIN if login else _EXPORT if access.interaction == "delivery" else _REST
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "type": _LOGIN if login else _REST,
+        "type": kind,
         "action": _ACTIONS.get(access.interaction, "E"),
         "recorded": datetime.fromtimestamp(access.recorded, UTC).isoformat(
             timespec="milliseconds").replace("+00:00", "Z"),
@@ -109,8 +116,9 @@ def _agent(access: Access) -> dict[str, Any]:
     agent: dict[str, Any] = {
         "who": {"identifier": {"system": access.agent_system, "value": access.client_id}},
         "altId": access.client_id, "requestor": True}
-    if access.address:
-        agent["network"] = {"address": access.address, "type": "2"}
+    if access.address:  # an IP address, or (a delivery's destination) a URL
+        kind = "5" if "://" in access.address else "2"
+        agent["network"] = {"address": access.address, "type": kind}
     return agent
 
 
@@ -182,11 +190,7 @@ class AuditTrail:
             batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
             self._taken = batch
         for access, _attempt in batch:
-            patient = access.patient or _patient_of(repo, access)
-            event = build_event(access, patient)
-            prepared = Prepared(event, [], index_rows("AuditEvent", event, repo.base_url),
-                                repo.base_url)
-            repo.create(event, prepared=prepared)
+            store_event(repo, access)
         return len(batch)
 
     def _stored(self, future: Future[int]) -> None:
@@ -203,6 +207,14 @@ class AuditTrail:
             self._scheduled = None
             if self._pending:
                 self._schedule()
+
+
+def store_event(repo: Repository, access: Access) -> None:
+    """Write the AuditEvent for ``access`` in the repository's transaction."""
+    event = build_event(access, access.patient or _patient_of(repo, access))
+    prepared = Prepared(event, [], index_rows("AuditEvent", event, repo.base_url),
+                        repo.base_url)
+    repo.create(event, prepared=prepared)
 
 
 def _patient_of(repo: Repository, access: Access) -> str | None:

@@ -28,6 +28,7 @@ from gateway.coordination.runner import WorkflowRunner, workflow_runner
 from gateway.store.db import Database
 from gateway.sync import messages, push, queue, wakeup
 from gateway.sync.careteam import DAVINCI, REST_WRITE
+from gateway.sync.delivery_audit import audited
 from gateway.sync.notifications import build
 from gateway.sync.partner_auth import TokenCache
 from gateway.sync.pull import Puller
@@ -178,6 +179,8 @@ class DeliveryWorker:
             log.exception("building notification %s failed", job.delivery_id)
             outcome = queue.Outcome(time.time(), 0.0, job.endpoint, None,
                                     f"{type(error).__name__}: {error}", ErrorKind.INTERNAL)
+        if self.settings.auth == "smart":
+            audited(self.db, self.base_url, job, outcome)
         if job.kind == "handshake":
             status: str | None = await asyncio.to_thread(
                 queue.record, self.db, job, outcome, self.policy, self.base_url)

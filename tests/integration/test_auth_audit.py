@@ -16,6 +16,7 @@ from gateway.store.db import Database
 from gateway.store.migrate import upgrade
 from gateway.store.writer import Writer
 from tests.integration.auth_support import bearer, register, token_request
+from tests.integration.sync_support import ReceiverServer, subscription, wait_for
 
 
 def _events(http: TestClient, admin: dict[str, str], app: Any, **params: str) -> list[Any]:
@@ -107,6 +108,40 @@ def test_each_transaction_and_batch_entry_is_audited(auth_app: Any, auth_http: T
     bundles = [e for e in events if "Bundle entry" not in e["outcomeDesc"]
                and e.get("subtype", [{}])[0].get("code") == "transaction"]
     assert len(bundles) == 2
+
+
+def test_each_delivery_is_audited(auth_app: Any, auth_http: TestClient,
+                                   admin: dict[str, str], receiver: ReceiverServer) -> None:
+    """Sending a patient's data to a subscriber is a disclosure: each attempt leaves an
+    AuditEvent naming the Subscription, the endpoint, the resource, its patient and how
+    the receiver answered."""
+    client = register(auth_app, "ehr-sub", "system/*.cruds", admin=True)
+    headers = bearer(auth_http, client)
+    sub = auth_http.post("/fhir/Subscription", headers=headers,
+                         json=subscription(receiver.url, "CarePlan"))
+    assert sub.status_code == 201, sub.text
+    sub_id = sub.json()["id"]
+    patient = auth_http.post("/fhir/Patient", json={"resourceType": "Patient"},
+                             headers=headers).json()["id"]
+    wait_for(lambda: receiver.receiver.accepted("handshake"), what="handshake")
+    plan = auth_http.post("/fhir/CarePlan", headers=headers, json={
+        "resourceType": "CarePlan", "status": "active", "intent": "plan",
+        "subject": {"reference": f"Patient/{patient}"}}).json()["id"]
+    wait_for(lambda: receiver.receiver.accepted(), what="notification")
+
+    def exports() -> list[dict[str, Any]]:
+        return [e for e in _events(auth_http, admin, auth_app, type="110106")
+                if e["agent"][0]["who"]["identifier"]["value"] == sub_id]
+
+    found = wait_for(lambda: len(exports()) >= 2 and exports(), what="delivery audit")
+    by_what = {_what(e)[0]: e for e in found}
+    event = by_what[f"CarePlan/{plan}"]
+    assert _what(event) == [f"CarePlan/{plan}", f"Patient/{patient}"]
+    assert event["outcome"] == "0" and event["outcomeDesc"].startswith("HTTP 200")
+    assert event["agent"][0]["network"] == {"address": receiver.url, "type": "5"}
+    assert event["type"]["code"] == "110106"
+    assert f"Subscription/{sub_id}" in by_what  # the handshake
+    validate_resource(event)
 
 
 def test_token_requests_are_audited_as_logins(auth_app: Any, auth_http: TestClient,
