@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.coordination.encounter_fold import EncounterEvent, fold
 from gateway.coordination.identity import Resolver
-from gateway.mapping.adt import MappedAdt
+from gateway.mapping.adt import MappedAdt, copy_of
 from gateway.mapping.issues import MappingIssue
 from gateway.rest.interactions import FhirService
 from gateway.store import query
@@ -145,16 +145,19 @@ def _link(repo: Repository, patient: str, other: str, kind: str, *,
     repo.update("Patient", patient, body)
 
 
-def _body(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json", exclude_none=True)
+def _body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a mapped resource to write: the mapped message stays as mapped (a retried
+    transaction applies it again)."""
+    return copy_of(resource)
 
 
-def _display(practitioner: Any) -> str:
-    names = practitioner.name or []
+def _display(practitioner: dict[str, Any]) -> str:
+    names = practitioner.get("name") or []
     if not names:
         return ""
     name = names[0]
-    return " ".join([*(name.prefix or []), *(name.given or []), name.family or ""]).strip()
+    return " ".join([*(name.get("prefix") or []), *(name.get("given") or []),
+                     name.get("family") or ""]).strip()
 
 
 def _single(ids: list[str]) -> str | None:
