@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.errors import MultipleMatches
 from gateway.rest.interactions import FhirService
+from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
 
 
@@ -26,6 +27,9 @@ class Resolver:
     repo: Repository
     base: str
     source: str | None = None
+    # The bodies to create were validated against their R4B models already (the ADT
+    # mapping's output): see ``store.prepare.prepare``. Merged Patients are always checked.
+    model_checked: bool = False
 
     def find(self, resource_type: str, identifiers: list[dict[str, Any]]) -> list[str]:
         """Ids of the resources holding any of ``identifiers``, first identifier first."""
@@ -66,7 +70,7 @@ class Resolver:
         found = self.find_for_write(resource_type, resource.get("identifier") or [])
         if found:
             return found[0]
-        return self.repo.create(self._stamped(resource)).resource.id
+        return self._create(resource)
 
     def patient(self, resource: dict[str, Any], *, update: bool = True,
                 fill: bool = False) -> str:
@@ -77,7 +81,7 @@ class Resolver:
         overwrite what an ADT feed said."""
         found = [self._follow(p) for p in self.find_for_write("Patient", resource["identifier"])]
         if not found:
-            return self.repo.create(self._stamped(resource)).resource.id
+            return self._create(resource)
         patient_id, current = found[0]
         if update or fill:
             changes = {k: v for k, v in resource.items()
@@ -108,6 +112,11 @@ class Resolver:
             patient_id = nxt
             body = self.repo.read("Patient", patient_id).json()
         return patient_id, body
+
+    def _create(self, resource: dict[str, Any]) -> str:
+        body = self._stamped(resource)
+        ready = prepare(body, self.repo.base_url, model_checked=self.model_checked)
+        return self.repo.create(body, prepared=ready).resource.id
 
     def _stamped(self, resource: dict[str, Any]) -> dict[str, Any]:
         if self.source:

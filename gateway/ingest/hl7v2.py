@@ -114,7 +114,7 @@ class Hl7v2Ingest:
         except MessageRejected as error:
             return self._reject(raw, text, channel, error)
         arrival = _Arrival(raw, channel, header, InboundMsh.from_text(message.text))
-        outcome = self._map(message.text, message)
+        outcome = self._map(message.text, message, header)
         return self.writer.execute(lambda repo: self._store_and_settle(repo, arrival, outcome),
                                    self.base)
 
@@ -141,10 +141,11 @@ class Hl7v2Ingest:
             lambda repo: self._claim_and_settle(repo, message_id, msh, outcome, replay),
             self.base)
 
-    def _map(self, text: str, message: V2Message | None = None) -> MappedAdt | _Failure:
+    def _map(self, text: str, message: V2Message | None = None,
+             header: Header | None = None) -> MappedAdt | _Failure:
         """The mapped message, or why it cannot be applied (pure: before the transaction)."""
         try:
-            return map_adt(message or V2Message.parse(text), self.mappings)
+            return map_adt(message or V2Message.parse(text), self.mappings, header)
         except Exception as error:
             return _failure(error)
 

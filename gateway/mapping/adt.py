@@ -76,10 +76,11 @@ class MappedAdt:
         }
 
 
-def map_adt(message: V2Message, mappings: MappingSet) -> MappedAdt:
+def map_adt(message: V2Message, mappings: MappingSet, header: Header | None = None) -> MappedAdt:
     """Map an ADT message; MessageRejected (AR) for unsupported types, MappingError (AE)
-    when a required segment, field or code is missing or unknown."""
-    header = read_header(message, mappings)
+    when a required segment, field or code is missing or unknown. ``header`` is
+    ``read_header(message, mappings)`` when the caller has read it already."""
+    header = header or read_header(message, mappings)
     rules = mappings.for_facility(header.sending_facility)
     action = _action(header, rules)
     context = _Context(message, rules, header)
