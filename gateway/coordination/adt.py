@@ -13,10 +13,11 @@ from typing import Any
 
 from gateway.coordination.encounter_fold import EncounterEvent, fold
 from gateway.coordination.identity import Resolver
-from gateway.mapping.adt import MappedAdt
+from gateway.mapping.adt import MappedAdt, copy_of
 from gateway.mapping.issues import MappingIssue
 from gateway.rest.interactions import FhirService
 from gateway.store import query
+from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
 
 
@@ -40,7 +41,7 @@ class AdtWorkflow:
         """Apply ``mapped``. ``history`` (the visit's messages in event-time order, this one
         included) is given when the message is older than one already applied: the
         Encounter is then rebuilt from the whole sequence instead of regressed."""
-        resolver = Resolver(self.service, repo, self.base, source)
+        resolver = Resolver(self.service, repo, self.base, source, model_checked=True)
         result = AdtResult(issues=list(mapped.issues))
         if mapped.action == "merge-patient":
             self._merge(resolver, mapped, result)
@@ -89,11 +90,16 @@ class AdtWorkflow:
     @staticmethod
     def _write(repo: Repository, encounter_id: str | None,
                body: dict[str, Any]) -> tuple[str, int]:
+        """Write the folded Encounter: the stored state, the mapping's Encounter elements
+        (validated as an Encounter when mapped) and references of the fold's making, so
+        the model pass is not repeated (``prepare``'s ``model_checked``)."""
         if encounter_id is None:
-            stored = repo.create(body).resource
+            ready = prepare(body, repo.base_url, model_checked=True)
+            stored = repo.create(body, prepared=ready).resource
         else:
             body["id"] = encounter_id
-            stored = repo.update("Encounter", encounter_id, body).resource
+            ready = prepare(body, repo.base_url, model_checked=True)
+            stored = repo.update("Encounter", encounter_id, body, prepared=ready).resource
         return stored.id, stored.version_id
 
     def _merge(self, resolver: Resolver, mapped: MappedAdt, result: AdtResult) -> None:
@@ -145,16 +151,19 @@ def _link(repo: Repository, patient: str, other: str, kind: str, *,
     repo.update("Patient", patient, body)
 
 
-def _body(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json", exclude_none=True)
+def _body(resource: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a mapped resource to write: the mapped message stays as mapped (a retried
+    transaction applies it again)."""
+    return copy_of(resource)
 
 
-def _display(practitioner: Any) -> str:
-    names = practitioner.name or []
+def _display(practitioner: dict[str, Any]) -> str:
+    names = practitioner.get("name") or []
     if not names:
         return ""
     name = names[0]
-    return " ".join([*(name.prefix or []), *(name.given or []), name.family or ""]).strip()
+    return " ".join([*(name.get("prefix") or []), *(name.get("given") or []),
+                     name.get("family") or ""]).strip()
 
 
 def _single(ids: list[str]) -> str | None:

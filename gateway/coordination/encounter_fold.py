@@ -10,9 +10,10 @@ discharged visit (http://hl7.org/fhir/R4/encounter.html#statemachine).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
@@ -35,7 +36,7 @@ class EncounterEvent:
 
 def fold(state: dict[str, Any] | None, event: EncounterEvent) -> dict[str, Any]:
     """The Encounter after ``event``; ``state`` is not modified."""
-    encounter = copy.deepcopy(state) if state else {
+    encounter = _copy(state) if state else {
         "resourceType": "Encounter", "identifier": [event.identifier], "status": "unknown"}
     _merge(encounter, event.elements)
     encounter["subject"] = {"reference": event.subject}
@@ -56,7 +57,13 @@ def _merge(target: dict[str, Any], values: dict[str, Any]) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict) and key != "class":
             _merge(target[key], value)
         else:
-            target[key] = copy.deepcopy(value)
+            target[key] = _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (through orjson: several times cheaper than
+    copy.deepcopy, and the state is JSON by construction)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _participant(role: str, reference: str, name: str) -> dict[str, Any]:

@@ -13,22 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
-
 from gateway.errors import MultipleMatches
 from gateway.rest.interactions import FhirService
+from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
-from gateway.store.tables import INDEX_TABLES, resource_table
-
-_TOKEN = INDEX_TABLES["token"]
-T, R = _TOKEN.c, resource_table.c
-# Built once: the statement is the same for every lookup, only the values change.
-_BY_IDENTIFIER = (
-    select(R.id).join_from(_TOKEN, resource_table, R.rid == T.rid)
-    .where(T.type == bindparam("type"), T.param == "identifier",
-           T.system == bindparam("system"), T.code == bindparam("code"),
-           R.deleted.is_(False))
-    .limit(2))
 
 
 @dataclass
@@ -39,12 +27,17 @@ class Resolver:
     repo: Repository
     base: str
     source: str | None = None
+    # The bodies to create were validated against their R4B models already (the ADT
+    # mapping's output): see ``store.prepare.prepare``. Merged Patients are always checked.
+    model_checked: bool = False
 
     def find(self, resource_type: str, identifiers: list[dict[str, Any]]) -> list[str]:
         """Ids of the resources holding any of ``identifiers``, first identifier first."""
+        keys = [_key(identifier) for identifier in identifiers]
+        matches = self.repo.ids_by_identifier(resource_type, list(dict.fromkeys(keys)))
         found: list[str] = []
-        for identifier in identifiers:
-            ids = self._lookup(resource_type, identifier)
+        for identifier, key in zip(identifiers, keys, strict=True):
+            ids = matches.get(key, [])
             if len(ids) > 1:
                 raise MultipleMatches(f"More than one {resource_type} has the identifier "
                                       f"{_token(identifier)!r}.")
@@ -54,11 +47,16 @@ class Resolver:
     def find_for_write(self, resource_type: str,
                        identifiers: list[dict[str, Any]]) -> list[str]:
         """As ``find``; when nothing matches, look again holding the conditional-create
-        lock, so the caller may create the resource without racing another writer."""
+        lock, so the caller may create the resource without racing another writer. (On
+        SQLite the transaction holds the database's write lock already: ``find`` in it is
+        final, except for an identifier without a system, which the token search matches
+        in any system.)"""
         found = self.find(resource_type, identifiers)
         if found or not identifiers:
             return found
         for identifier in identifiers:
+            if self.repo.db.is_sqlite and identifier.get("system"):
+                continue
             match = self.service.conditional_match(
                 self.repo, self.base, resource_type,
                 [("identifier", _token(identifier))], "create")
@@ -66,19 +64,13 @@ class Resolver:
                 found.append(match)
         return found
 
-    def _lookup(self, resource_type: str, identifier: dict[str, Any]) -> list[str]:
-        rows = self.repo.conn.execute(_BY_IDENTIFIER, {
-            "type": resource_type, "system": identifier.get("system") or "",
-            "code": str(identifier["value"])})
-        return [row.id for row in rows]
-
     def find_or_create(self, resource: dict[str, Any]) -> str:
         """The id of the resource with one of the body's identifiers; created if none."""
         resource_type = resource["resourceType"]
         found = self.find_for_write(resource_type, resource.get("identifier") or [])
         if found:
             return found[0]
-        return self.repo.create(self._stamped(resource)).resource.id
+        return self._create(resource)
 
     def patient(self, resource: dict[str, Any], *, update: bool = True,
                 fill: bool = False) -> str:
@@ -87,13 +79,11 @@ class Resolver:
         ``fill`` (with ``update`` off) adds only the elements the Patient lacks: a plan
         names a patient that its roster created with identifiers alone, and must not
         overwrite what an ADT feed said."""
-        found = [self.survivor(p)
-                 for p in self.find_for_write("Patient", resource["identifier"])]
+        found = [self._follow(p) for p in self.find_for_write("Patient", resource["identifier"])]
         if not found:
-            return self.repo.create(self._stamped(resource)).resource.id
-        patient_id = found[0]
+            return self._create(resource)
+        patient_id, current = found[0]
         if update or fill:
-            current = self.repo.read("Patient", patient_id).json()
             changes = {k: v for k, v in resource.items()
                        if k != "identifier" and (update or k not in current)}
             merged = {**current, **changes}
@@ -106,22 +96,37 @@ class Resolver:
 
     def survivor(self, patient_id: str) -> str:
         """Follow ``Patient.link`` replaced-by (a merged record) to the surviving Patient."""
+        return self._follow(patient_id)[0]
+
+    def _follow(self, patient_id: str) -> tuple[str, dict[str, Any]]:
+        """The surviving Patient's id and current body (read once, for ``patient``)."""
         seen = {patient_id}
+        body = self.repo.read("Patient", patient_id).json()
         for _ in range(5):
-            body = self.repo.read("Patient", patient_id).json()
             nxt = next((link["other"]["reference"].split("/", 1)[1]
                         for link in body.get("link") or []
                         if link.get("type") == "replaced-by"), None)
             if nxt is None or nxt in seen:
-                return patient_id
+                break
             seen.add(nxt)
             patient_id = nxt
-        return patient_id
+            body = self.repo.read("Patient", patient_id).json()
+        return patient_id, body
+
+    def _create(self, resource: dict[str, Any]) -> str:
+        body = self._stamped(resource)
+        ready = prepare(body, self.repo.base_url, model_checked=self.model_checked)
+        return self.repo.create(body, prepared=ready).resource.id
 
     def _stamped(self, resource: dict[str, Any]) -> dict[str, Any]:
         if self.source:
             resource["meta"] = {**(resource.get("meta") or {}), "source": self.source}
         return resource
+
+
+def _key(identifier: dict[str, Any]) -> tuple[str, str]:
+    """(system, value) as the search index holds an Identifier's token."""
+    return identifier.get("system") or "", str(identifier["value"])
 
 
 def _token(identifier: dict[str, Any]) -> str:

@@ -48,18 +48,20 @@ def check_resource_type(resource: dict[str, Any], expected: str | None = None) -
     return found
 
 
-def validate_resource(resource: dict[str, Any]) -> None:
-    """Raise ``InvalidResource`` listing every fault, each with its FHIRPath expression."""
+def validate_resource(resource: dict[str, Any], *, model: bool = True) -> None:
+    """Raise ``InvalidResource`` listing every fault, each with its FHIRPath expression.
+    ``model=False`` leaves out the R4B model pass, for resources assembled only from parts
+    that passed it already (see ``store.prepare.prepare``)."""
     resource_type = check_resource_type(resource)
     rid = resource.get("id")
     if rid is not None and (not isinstance(rid, str) or not is_valid_id(rid)):
         raise InvalidResource(f"Invalid id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .",
                               expression=[f"{resource_type}.id"])
     _check_characters(resource_type, resource)
-    model = model_class(resource_type)
-    if model is not None:
+    model_type = model_class(resource_type) if model else None
+    if model_type is not None:
         try:
-            model.model_validate(resource)
+            model_type.model_validate(resource)
         except ValidationError as error:
             raise _invalid(resource_type, error) from None
         except (TypeError, ValueError) as error:

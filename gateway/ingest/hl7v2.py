@@ -1,20 +1,26 @@
 """HL7 v2 ingest: store raw, map, apply, record the outcome, acknowledge.
 
-The order is the guarantee: the raw message is committed (``received``) before anything else;
-the resources and the message's ``processed`` status are committed together; only then is
-the ACK built and returned, so an acknowledged message is never lost and a crash between the
-two commits leaves a ``received`` row that ``recover()`` (run at start-up) processes again.
+The order is the guarantee: a message is stored raw, its resources written and its status
+recorded in one transaction, and only after that commits is the ACK built and returned, so an
+acknowledged message is never lost. The raw row is written outside the savepoint that applies
+the message: a message that cannot be mapped or applied is still kept (``error``, with its
+AE) while the savepoint's writes are undone.
+
+Parsing and mapping are pure and run in the caller's thread; the database work runs on the
+store's writer (``store/writer.py``), which puts the messages arriving together into one
+transaction, each in a savepoint of its own, and commits once (group commit): on SQLite a
+commit costs more than the SQL of a message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text as sql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -24,13 +30,13 @@ from gateway.ingest import inbox as ib
 from gateway.ingest.ack import AckError, InboundMsh, ack_wanted, build_ack
 from gateway.ingest.inbox import source_uri
 from gateway.mapping.adt import MappedAdt, map_adt
-from gateway.mapping.header import read_header
+from gateway.mapping.header import Header, read_header
 from gateway.mapping.issues import MappingError, MessageRejected
 from gateway.mapping.rules import MappingSet
 from gateway.mapping.v2message import V2Message
 from gateway.rest.interactions import FhirService
 from gateway.store.db import Database
-from gateway.store.uow import UnitOfWork
+from gateway.store.repository import Repository
 
 log = logging.getLogger("gateway.ingest")
 
@@ -81,6 +87,7 @@ class Hl7v2Ingest:
         self.mappings_dir = mappings_dir
         self.mappings = MappingSet.load(mappings_dir)
         self.workflow = AdtWorkflow(service, base)
+        self.writer = service.writer
         self.base = base
 
     def reload_mappings(self) -> None:
@@ -106,14 +113,10 @@ class Hl7v2Ingest:
                                       location="MSH-10", hl7_error_code="101")
         except MessageRejected as error:
             return self._reject(raw, text, channel, error)
-        stored, new = self.inbox.store(
-            raw, channel=channel, sender=header.sender, control_id=header.control_id,
-            facility=header.sending_facility, message_type=header.message_type,
-            version=header.version,
-            event_time=header.event_time.epoch if header.event_time else None)
-        if not new and stored.status != ib.RECEIVED:
-            return self._stored_reply(stored, InboundMsh.from_text(message.text))
-        return self.process(stored.id, message)
+        arrival = _Arrival(raw, channel, header, InboundMsh.from_text(message.text))
+        outcome = self._map(message.text, message, header)
+        return self.writer.execute(lambda repo: self._store_and_settle(repo, arrival, outcome),
+                                   self.base)
 
     def replay(self, message_id: int) -> Reply:
         """Process a failed (or never processed) message again, with the current mappings."""
@@ -127,69 +130,95 @@ class Hl7v2Ingest:
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, message_id: int, message: V2Message | None = None, *,
-                replay: bool = False) -> Reply:
-        if message is None:  # replay or recovery: the stored raw bytes
-            stored = self.inbox.get(message_id)
-            assert stored is not None
-            text = decode(stored.raw)
-        else:
-            text = message.text
+    def process(self, message_id: int, *, replay: bool = False) -> Reply:
+        """Process a stored message (replay, or recovery of one left ``received``)."""
+        stored = self.inbox.get(message_id)
+        assert stored is not None
+        text = decode(stored.raw)
         msh = InboundMsh.from_text(text)
-        try:
-            message = message or V2Message.parse(text)
-            mapped = map_adt(message, self.mappings)
-            return self._apply_with_retry(message_id, msh, mapped, replay)
-        except MessageRejected as error:
-            return self._fail(message_id, msh, ib.REJECTED, error, error.location,
-                              error.hl7_error_code)
-        except MappingError as error:
-            return self._fail(message_id, msh, ib.ERROR, error, error.location,
-                              error.hl7_error_code)
-        except GatewayError as error:
-            location = error.expression[0] if error.expression else ""
-            return self._fail(message_id, msh, ib.ERROR, error, location, "207")
-        except Exception as error:  # a bug must not take the listener down
-            log.exception("inbound message %s failed", message_id)
-            failure = GatewayError(f"Internal error: {type(error).__name__}: {error}")
-            return self._fail(message_id, msh, ib.ERROR, failure, "", "207")
+        outcome = self._map(text)
+        return self.writer.execute(
+            lambda repo: self._claim_and_settle(repo, message_id, msh, outcome, replay),
+            self.base)
 
-    def _apply_with_retry(self, message_id: int, msh: InboundMsh, mapped: MappedAdt,
-                          replay: bool) -> Reply:
-        """Apply; a transaction the database aborted (a PostgreSQL deadlock between two
-        messages creating the same new resources in another order) is tried again."""
+    def _map(self, text: str, message: V2Message | None = None,
+             header: Header | None = None) -> MappedAdt | _Failure:
+        """The mapped message, or why it cannot be applied (pure: before the transaction)."""
+        try:
+            return map_adt(message or V2Message.parse(text), self.mappings, header)
+        except Exception as error:
+            return _failure(error)
+
+    def _store_and_settle(self, repo: Repository, arrival: _Arrival,
+                          outcome: MappedAdt | _Failure) -> Reply:
+        """Writer job: store the raw message, then settle it; a re-sent message (same sender
+        and MSH-10) settled before gets the ACK it got then and changes nothing."""
+        header = arrival.header
+        stored, new = self.inbox.store_in(
+            repo.conn, arrival.raw, channel=arrival.channel, sender=header.sender,
+            control_id=header.control_id, facility=header.sending_facility,
+            message_type=header.message_type, version=header.version,
+            event_time=header.event_time.epoch if header.event_time else None)
+        if not new and stored.status != ib.RECEIVED:
+            return self._stored_reply(stored, arrival.msh)
+        return self._settle(repo, stored.id, arrival.msh, outcome, replay=False)
+
+    def _claim_and_settle(self, repo: Repository, message_id: int, msh: InboundMsh,
+                          outcome: MappedAdt | _Failure, replay: bool) -> Reply:
+        current, due = self.inbox.claim(repo.conn, message_id, replay=replay)
+        if not due:
+            return self._stored_reply(current, msh)
+        return self._settle(repo, message_id, msh, outcome, replay=replay)
+
+    def _settle(self, repo: Repository, message_id: int, msh: InboundMsh,
+                outcome: MappedAdt | _Failure, *, replay: bool) -> Reply:
+        """Apply the mapped message, or record why it cannot be: AE/AR with ERR."""
+        if isinstance(outcome, _Failure):
+            return self._fail(repo, message_id, msh, outcome)
+        try:
+            return self._apply_with_retry(repo, message_id, msh, outcome, replay)
+        except Exception as error:  # a bug must not take the listener down
+            return self._fail(repo, message_id, msh, _failure(error, message_id))
+
+    def _apply_with_retry(self, repo: Repository, message_id: int, msh: InboundMsh,
+                          mapped: MappedAdt, replay: bool) -> Reply:
+        """Apply inside a savepoint; a failure undoes only this message's writes. A
+        statement the database aborted (a PostgreSQL deadlock between two processes creating
+        the same new resources in another order) is tried again."""
+        run = self.db.statements.execute
         for attempt in range(1, _ATTEMPTS + 1):
+            run(repo.conn, "SAVEPOINT message", {})
             try:
-                return self._apply(message_id, msh, mapped, replay)
-            except DBAPIError as error:
+                reply = self._apply(repo, message_id, msh, mapped, replay)
+            except BaseException as error:
+                run(repo.conn, "ROLLBACK TO SAVEPOINT message", {})
+                run(repo.conn, "RELEASE SAVEPOINT message", {})
                 if attempt == _ATTEMPTS or not _retryable(error):
                     raise
-                log.info("inbound message %s: retrying after %s", message_id, error.orig)
+                log.info("inbound message %s: retrying after %s", message_id, error)
+                continue
+            run(repo.conn, "RELEASE SAVEPOINT message", {})
+            return reply
         raise AssertionError("unreachable")
 
-    def _apply(self, message_id: int, msh: InboundMsh, mapped: MappedAdt,
+    def _apply(self, repo: Repository, message_id: int, msh: InboundMsh, mapped: MappedAdt,
                replay: bool) -> Reply:
         epoch = mapped.header.event_time.epoch if mapped.header.event_time else None
         visit = mapped.visit_key
-        with UnitOfWork(self.db, self.base) as uow:
-            connection = uow.repository.conn
-            current, due = self.inbox.claim(connection, message_id, replay=replay)
-            if not due:
-                return self._stored_reply(current, msh)
-            history = None
-            if visit:
-                self._lock_visit(connection, visit)
-                if self.inbox.newer_applied(connection, visit, epoch, message_id):
-                    history = self._history(connection, visit, mapped, message_id, epoch)
-            result = self.workflow.apply(uow.repository, mapped,
-                                         source=source_uri(message_id), history=history)
-            warnings = [AckError(i.location, i.message, "103", "W") for i in result.issues]
-            ack = build_ack(msh, "AA", _control_id(), errors=warnings)
-            self.inbox.finish(connection, message_id, status=ib.PROCESSED, ack_code="AA",
-                              ack=ack, resources=result.resources, visit=visit,
-                              event_time=epoch,
-                              error="; ".join(i.message for i in result.issues) or None)
-            uow.commit()
+        connection = repo.conn
+        history = None
+        if visit:
+            self._lock_visit(repo, visit)
+            if self.inbox.newer_applied(connection, visit, epoch, message_id):
+                history = self._history(connection, visit, mapped, message_id, epoch)
+        result = self.workflow.apply(repo, mapped, source=source_uri(message_id),
+                                     history=history)
+        warnings = [AckError(i.location, i.message, "103", "W") for i in result.issues]
+        ack = build_ack(msh, "AA", _control_id(), errors=warnings)
+        self.inbox.finish(connection, message_id, status=ib.PROCESSED, ack_code="AA",
+                          ack=ack, resources=result.resources, visit=visit,
+                          event_time=epoch,
+                          error="; ".join(i.message for i in result.issues) or None)
         return Reply("AA", ack if ack_wanted(msh, "AA") else None, message_id)
 
     def _history(self, connection: Connection, visit: str, mapped: MappedAdt,
@@ -203,23 +232,25 @@ class Hl7v2Ingest:
         entries.sort(key=lambda e: (e[0], e[1]))
         return [(m, source_uri(i)) for _, i, m in entries]
 
-    def _lock_visit(self, connection: Connection, visit: str) -> None:
+    def _lock_visit(self, repo: Repository, visit: str) -> None:
         """Serialize messages about one visit (PostgreSQL; SQLite holds the write lock)."""
         if self.db.is_sqlite:
             return
         key = int.from_bytes(hashlib.sha256(f"visit:{visit}".encode()).digest()[:8], "big",
                              signed=True)
-        connection.execute(sql("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        self.db.statements.execute(repo.conn, "SELECT pg_advisory_xact_lock(:key)",
+                                   {"key": key})
 
     # -- replies ---------------------------------------------------------------------------
 
-    def _fail(self, message_id: int, msh: InboundMsh, status: str, error: GatewayError,
-              location: str, code: str) -> Reply:
-        ack_code = "AR" if status == ib.REJECTED else "AE"
-        ack = build_ack(msh, ack_code, _control_id(), text=error.message,
-                        errors=[AckError(location, error.message, code)])
-        self.inbox.finish_now(message_id, status=status, ack_code=ack_code, ack=ack,
-                              error=error.message, location=location or None)
+    def _fail(self, repo: Repository, message_id: int, msh: InboundMsh,
+              failure: _Failure) -> Reply:
+        ack_code = "AR" if failure.status == ib.REJECTED else "AE"
+        message = failure.error.message
+        ack = build_ack(msh, ack_code, _control_id(), text=message,
+                        errors=[AckError(failure.location, message, failure.code)])
+        self.inbox.finish(repo.conn, message_id, status=failure.status, ack_code=ack_code,
+                          ack=ack, error=message, location=failure.location or None)
         return Reply(ack_code, ack if ack_wanted(msh, ack_code) else None, message_id)
 
     def _reject(self, raw: bytes, text: str, channel: str, error: MessageRejected) -> Reply:
@@ -241,6 +272,39 @@ class Hl7v2Ingest:
 _ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class _Arrival:
+    """A parsed message as received, before it is stored."""
+
+    raw: bytes
+    channel: str
+    header: Header
+    msh: InboundMsh
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a stored message is not applied: its status, the error and the ERR it earns."""
+
+    status: str
+    error: GatewayError
+    location: str
+    code: str
+
+
+def _failure(error: Exception, message_id: int | None = None) -> _Failure:
+    """The stored status and ERR for an error: AR for a refused message, AE otherwise."""
+    if isinstance(error, MessageRejected):
+        return _Failure(ib.REJECTED, error, error.location, error.hl7_error_code)
+    if isinstance(error, MappingError):
+        return _Failure(ib.ERROR, error, error.location, error.hl7_error_code)
+    if isinstance(error, GatewayError):
+        return _Failure(ib.ERROR, error, error.expression[0] if error.expression else "", "207")
+    log.exception("inbound message %s failed", message_id, exc_info=error)
+    internal = GatewayError(f"Internal error: {type(error).__name__}: {error}")
+    return _Failure(ib.ERROR, internal, "", "207")
+
+
 def _nul_segment(text: str) -> str:
     """The id of the first segment holding a NUL (ERR-2 names where the fault is)."""
     for segment in text.replace("\n", "\r").split("\r"):
@@ -250,10 +314,12 @@ def _nul_segment(text: str) -> str:
     return "MSH"
 
 
-def _retryable(error: DBAPIError) -> bool:
+def _retryable(error: BaseException) -> bool:
     """Deadlock (40P01), serialization failure (40001) or a busy SQLite database."""
-    code = getattr(error.orig, "sqlstate", None)
-    return code in ("40P01", "40001") or "database is locked" in str(error.orig)
+    orig = error.orig if isinstance(error, DBAPIError) else error  # or a DB-API error itself
+    code = getattr(orig, "sqlstate", None)
+    return code in ("40P01", "40001") or (isinstance(orig, sqlite3.OperationalError)
+                                          and "database is locked" in str(orig))
 
 
 def _control_id() -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +23,25 @@ from gateway.store.tables import inbound_table
 M = inbound_table.c
 RECEIVED, PROCESSED, ERROR, REJECTED = "received", "processed", "error", "rejected"
 STATUSES = (RECEIVED, PROCESSED, ERROR, REJECTED)
+
+# The per-message statements of the ingest transaction, prebuilt (store/statements.py).
+_COLUMNS = ("channel", "sender", "facility", "control_id", "message_type", "version",
+            "event_time", "received_at", "status", "raw")
+_INSERT_NEW = (
+    f"INSERT INTO inbound_message ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+    "ON CONFLICT (sender, control_id) DO NOTHING RETURNING id")
+_NAMES = tuple(c.name for c in inbound_table.columns)
+_SELECT = f"SELECT {', '.join(_NAMES)} FROM inbound_message"
+_BY_SENDER = _SELECT + " WHERE sender = :sender AND control_id = :control_id"
+_FINISH = (
+    "UPDATE inbound_message SET status = :status, ack_code = :ack_code, ack = :ack, "
+    "error = :error, error_location = :error_location, processed_at = :processed_at, "
+    "resources = :resources, visit = COALESCE(:visit, visit), "
+    "event_time = COALESCE(:event_time, event_time) WHERE id = :id")
+_NEWER_APPLIED = (
+    "SELECT id FROM inbound_message WHERE visit = :visit AND status = :status "
+    "AND event_time > :event_time AND id != :id LIMIT 1")
 
 
 def source_uri(message_id: int) -> str:
@@ -65,6 +85,11 @@ def _stored(row: Any) -> StoredMessage:
                          orjson.loads(row.resources) if row.resources else [], row.raw)
 
 
+def _stored_tuple(row: Any) -> StoredMessage:
+    """``_stored`` for a DB-API row of ``_SELECT`` (columns in table order)."""
+    return _stored(SimpleNamespace(**dict(zip(_NAMES, row, strict=True))))
+
+
 class Inbox:
     """Reads and writes of ``inbound_message``; each store call commits on its own."""
 
@@ -94,6 +119,30 @@ class Inbox:
         return StoredMessage(int(new_id), channel, sender, control_id, message_type, RECEIVED,
                              None, None, None, None, values["received_at"], None,
                              event_time, None, [], raw), True
+
+    def store_in(self, connection: Connection, raw: bytes, *, channel: str,
+                 sender: str | None, control_id: str | None, facility: str | None = None,
+                 message_type: str | None = None, version: str | None = None,
+                 event_time: float | None = None) -> tuple[StoredMessage, bool]:
+        """``store`` inside the caller's transaction, which then records the outcome too:
+        (row, True) when new, (the earlier row, False) when the same (sender, control id)
+        was stored before. The insert does nothing on a duplicate, so the transaction
+        stays usable (PostgreSQL aborts one on a failed insert)."""
+        values = {"channel": channel, "sender": _text(sender), "control_id": _text(control_id),
+                  "facility": _text(facility), "message_type": _text(message_type),
+                  "version": _text(version), "event_time": event_time,
+                  "received_at": time.time(), "status": RECEIVED, "raw": raw}
+        run = self.db.statements.execute
+        inserted = run(connection, _INSERT_NEW, values)
+        if inserted:
+            return StoredMessage(int(inserted[0][0]), channel, values["sender"],
+                                 values["control_id"], values["message_type"], RECEIVED,
+                                 None, None, None, None, values["received_at"], None,
+                                 event_time, None, [], raw), True
+        lock = "" if self.db.is_sqlite else " FOR UPDATE"
+        rows = run(connection, _BY_SENDER + lock,
+                   {"sender": values["sender"], "control_id": values["control_id"]})
+        return _stored_tuple(rows[0]), False
 
     def store_rejected(self, raw: bytes, *, channel: str, error: str, location: str,
                        ack: str) -> StoredMessage:
@@ -150,15 +199,11 @@ class Inbox:
                resources: list[str] | None = None, visit: str | None = None,
                event_time: float | None = None) -> None:
         """Record the outcome, on the caller's connection (the processing transaction)."""
-        values: dict[str, Any] = {
+        self.db.statements.execute(connection, _FINISH, {
             "status": status, "ack_code": ack_code, "ack": _text(ack), "error": _text(error),
             "error_location": _text(location), "processed_at": time.time(),
-            "resources": orjson.dumps(resources).decode() if resources else None}
-        if visit is not None:
-            values["visit"] = _text(visit)
-        if event_time is not None:
-            values["event_time"] = event_time
-        connection.execute(update(inbound_table).where(M.id == message_id).values(**values))
+            "resources": orjson.dumps(resources).decode() if resources else None,
+            "visit": _text(visit), "event_time": event_time, "id": message_id})
 
     def finish_now(self, message_id: int, **values: Any) -> None:
         with self.db.write() as connection:
@@ -169,10 +214,8 @@ class Inbox:
         """Has a message about ``visit`` with a later event time been applied already?"""
         if event_time is None:
             return False
-        row = connection.execute(select(M.id).where(
-            M.visit == visit, M.status == PROCESSED, M.event_time > event_time,
-            M.id != message_id).limit(1)).first()
-        return row is not None
+        return bool(self.db.statements.execute(connection, _NEWER_APPLIED, {
+            "visit": visit, "status": PROCESSED, "event_time": event_time, "id": message_id}))
 
     def applied_for_visit(self, connection: Connection, visit: str) -> list[StoredMessage]:
         rows = connection.execute(select(inbound_table).where(

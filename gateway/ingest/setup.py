@@ -45,8 +45,5 @@ def run_mllp(ingest: InboundService, host: str, port: int, max_frame: int = MAX_
     """Pick up messages left unprocessed, then listen until interrupted; frames larger than
     ``max_frame`` (GATEWAY_MAX_HL7_BYTES) close the connection."""
     ingest.recover()
-    database = ingest.inbox.db
-    concurrency = 1 if database.is_sqlite else database.pool_size
-    server = MllpServer(mllp_handler(ingest), host, port, max_frame,
-                         concurrency=concurrency)
+    server = MllpServer(mllp_handler(ingest), host, port, max_frame)
     asyncio.run(server.serve_forever())

@@ -1,9 +1,15 @@
 """Map one HL7 v2 ADT message to FHIR R4 objects, following mappings/hl7v2/adt.yaml.
 
-The result holds ``fhir.resources.R4B`` objects (Patient, Practitioner, Location,
-Organization) and the Encounter elements this message states; turning those into stored,
-versioned resources (ids, references, event order) is the coordination layer's work.
-Unknown codes are kept as the original coding and text and reported as issues.
+The result holds the Patient, Practitioner, Location and Organization resources and the
+Encounter elements this message states, as JSON-shaped dicts, each validated with its
+``fhir.resources.R4B`` model (an invalid one is an AE naming the v2 field); turning them
+into stored, versioned resources (ids, references, event order) is the coordination layer's
+work. Unknown codes are kept as the original coding and text and reported as issues.
+
+Why dicts and not the model objects: the store takes JSON-shaped resources, and dumping a
+model back to JSON cost more than validating it. Validation is remembered per content
+(``_VALID``), since the same wards, doctors and facilities recur in message after message;
+the Repository validates whatever is written once more, as it does every write.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.location import Location
 from fhir.resources.R4B.organization import Organization
@@ -25,6 +32,7 @@ from gateway.mapping.rules import AdtRules, MappingSet
 from gateway.mapping.v2message import FieldPath, Repetition, V2Message, component
 
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+Resource = dict[str, Any]
 
 
 @dataclass
@@ -34,14 +42,14 @@ class MappedAdt:
     header: Header
     action: str
     status: str | None
-    patient: Patient
+    patient: Resource
     encounter: dict[str, Any] = field(default_factory=dict)
     visit: dict[str, str] | None = None
-    location: Location | None = None
-    participants: list[tuple[str, Practitioner]] = field(default_factory=list)
-    organization: Organization | None = None
+    location: Resource | None = None
+    participants: list[tuple[str, Resource]] = field(default_factory=list)
+    organization: Resource | None = None
     prior_patient_identifiers: list[dict[str, Any]] = field(default_factory=list)
-    merges: list[tuple[Patient, list[dict[str, Any]]]] = field(default_factory=list)
+    merges: list[tuple[Resource, list[dict[str, Any]]]] = field(default_factory=list)
     issues: list[MappingIssue] = field(default_factory=list)
 
     @property
@@ -50,8 +58,8 @@ class MappedAdt:
 
     def as_json(self) -> dict[str, Any]:
         """A plain view for golden files and logs."""
-        def dump(model: Any) -> Any:
-            return None if model is None else model.model_dump(mode="json", exclude_none=True)
+        def dump(resource: Resource | None) -> Any:
+            return None if resource is None else copy_of(resource)
 
         return {
             "messageType": self.header.message_type, "action": self.action,
@@ -68,10 +76,11 @@ class MappedAdt:
         }
 
 
-def map_adt(message: V2Message, mappings: MappingSet) -> MappedAdt:
+def map_adt(message: V2Message, mappings: MappingSet, header: Header | None = None) -> MappedAdt:
     """Map an ADT message; MessageRejected (AR) for unsupported types, MappingError (AE)
-    when a required segment, field or code is missing or unknown."""
-    header = read_header(message, mappings)
+    when a required segment, field or code is missing or unknown. ``header`` is
+    ``read_header(message, mappings)`` when the caller has read it already."""
+    header = header or read_header(message, mappings)
     rules = mappings.for_facility(header.sending_facility)
     action = _action(header, rules)
     context = _Context(message, rules, header)
@@ -89,8 +98,13 @@ def map_adt(message: V2Message, mappings: MappingSet) -> MappedAdt:
     return mapped
 
 
+def copy_of(resource: Resource) -> Resource:
+    """A deep copy of a JSON-shaped resource (through orjson: cheaper than copy.deepcopy)."""
+    return orjson.loads(orjson.dumps(resource))
+
+
 def _merges(message: V2Message, rules: AdtRules, header: Header,
-            context: _Context) -> list[tuple[Patient, list[dict[str, Any]]]]:
+            context: _Context) -> list[tuple[Resource, list[dict[str, Any]]]]:
     """A39/A40 carry one PID/MRG group per pair of records to merge."""
     segment = str(rules.section("patient").get("segment", "PID"))
     merges = []
@@ -156,7 +170,7 @@ class _Context:
 
     # -- resources -----------------------------------------------------------------------
 
-    def patient(self) -> Patient:
+    def patient(self) -> Resource:
         rules = self.rules.section("patient")
         self.require_segment(str(rules.get("segment", "PID")))
         data: dict[str, Any] = {"resourceType": "Patient",
@@ -205,7 +219,7 @@ class _Context:
                                "class": {"code": "AMB"}, **elements}, "PV1")
         return elements
 
-    def location(self) -> Location | None:
+    def location(self) -> Resource | None:
         rule = self.rules.section("encounter").get("location")
         reps = self.reps(rule) if rule else []
         if not reps:
@@ -216,7 +230,7 @@ class _Context:
         data = v2types.pl_location(reps[0], template.format(authority=namespace))
         return self.build(Location, data, str(rule["field"])) if data else None
 
-    def participants(self) -> list[tuple[str, Practitioner]]:
+    def participants(self) -> list[tuple[str, Resource]]:
         found = []
         for rule in self.rules.section("encounter").get("participants") or []:
             for rep in self.reps(rule):
@@ -229,7 +243,7 @@ class _Context:
                                   self.build(Practitioner, data, str(rule["field"]))))
         return found
 
-    def organization(self) -> Organization | None:
+    def organization(self) -> Resource | None:
         rule = self.rules.section("encounter").get("service_provider")
         reps = self.reps(rule) if rule else []
         if not reps or not component(reps[0], 1):
@@ -327,13 +341,31 @@ class _Context:
             raise MappingError(f"The {segment} segment is required.", location=segment,
                                hl7_error_code="100", issues=self.issues)
 
-    def build(self, model: Any, data: dict[str, Any], location: str) -> Any:
+    def build(self, model: Any, data: Resource, location: str) -> Resource:
+        """``data``, checked against its R4B ``model``: MappingError (AE) when invalid."""
         try:
-            return model.model_validate(data)
+            _validate(model, data)
         except (ValidationError, ValueError) as error:
             raise MappingError(f"{location}: the mapped {data['resourceType']} is not valid "
                                f"FHIR: {error}", location=location, hl7_error_code="102",
                                issues=self.issues) from None
+        return data
+
+
+# Contents already found valid, per model; cleared when full (a bound, not an LRU: the
+# recurring wards and doctors come back at once).
+_VALID: dict[tuple[Any, bytes], None] = {}
+_VALID_MAX = 4096
+
+
+def _validate(model: Any, data: Resource) -> None:
+    key = (model, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    if key in _VALID:
+        return
+    model.model_validate(data)
+    if len(_VALID) >= _VALID_MAX:
+        _VALID.clear()
+    _VALID[key] = None
 
 
 def _assign(target: dict[str, Any], path: str, value: Any) -> None:

@@ -1,19 +1,26 @@
-"""An HL7 v2 message parsed once (with the ``hl7`` package) and read by field path.
+"""An HL7 v2 message split once and read by field path.
 
 Paths are written the way HL7 v2 documents them: ``PV1-19`` (field), ``PV1-19.4`` (component),
 ``PID-3.4.2`` (subcomponent). Every value comes back unescaped (HL7 v2.5 section 2.7.4) and as
-nested lists of strings, so the mapping never touches the library's containers.
+nested lists of strings.
+
+Splitting follows the ``hl7`` package's parser (python-hl7 ``hl7/parser.py``): separators from
+MSH-1/MSH-2 with the same defaults, MSH-1 and MSH-2 kept whole, segments on CR. It splits
+only the fields the mapping reads, when it reads them, instead of building a container for
+every element of the message up front, which cost more than the rest of the mapping; the
+``hl7`` package still unescapes (``hl7.util.unescape``), and a unit test checks that both
+read every sample message the same.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import NamedTuple
 
-import hl7
-from hl7.exceptions import ParseException
+from hl7.util import unescape
 
 from gateway.mapping.issues import MessageRejected
 
@@ -29,6 +36,7 @@ class FieldPath:
     subcomponent: int | None = None
 
     @classmethod
+    @lru_cache(maxsize=1024)
     def parse(cls, text: str) -> FieldPath:
         match = _PATH.match(text.strip())
         if match is None:
@@ -45,59 +53,120 @@ class FieldPath:
         return text
 
 
-class V2Message:
-    """Read access to one parsed message; segments are looked up by their first occurrence."""
+class Syntax(NamedTuple):
+    """The separators a message declares in MSH-1/MSH-2 (HL7 v2.5 section 2.5.4), shaped as
+    ``hl7.util.unescape`` reads them: ``separators`` = segment, field, repetition,
+    component, subcomponent."""
 
-    def __init__(self, message: Any, text: str, segments: list[Any] | None = None) -> None:
-        self._message = message
+    separators: str
+    esc: str
+
+    @property
+    def field(self) -> str:
+        return self.separators[1]
+
+    @property
+    def repetition(self) -> str:
+        return self.separators[2]
+
+    @property
+    def component(self) -> str:
+        return self.separators[3]
+
+    @property
+    def subcomponent(self) -> str:
+        return self.separators[4]
+
+    @classmethod
+    def of(cls, text: str) -> Syntax:
+        """As python-hl7's ``create_parse_plan``: defaults for what MSH-2 leaves out."""
+        field = text[3]
+        declared = text[3:text.find(field, 4)]
+        encoding = [declared[i] if len(declared) > i else default
+                    for i, default in ((2, "~"), (1, "^"), (4, "&"), (3, "\\"))]
+        return cls("\r" + field + "".join(encoding[:3]), encoding[3])
+
+
+Segment = list[str]  # the segment id, then each field as written
+_HEADER_SEGMENTS = ("MSH", "BHS", "FHS")
+
+
+class V2Message:
+    """Read access to one split message; segments are looked up by their first occurrence."""
+
+    def __init__(self, syntax: Syntax, text: str, segments: list[Segment]) -> None:
+        self.syntax = syntax
         self.text = text
-        self._all = list(message) if segments is None else segments
-        self._segments: dict[str, Any] = {}
+        self._all = segments
+        self._segments: dict[str, Segment] = {}
         for segment in self._all:
-            self._segments.setdefault(str(segment[0]), segment)
+            self._segments.setdefault(segment[0], segment)
+        self._fields: dict[tuple[int, int], list[Repetition]] = {}
 
     def groups(self, start: str) -> list[V2Message]:
         """One view per repetition of the segment group that begins with ``start`` (e.g. the
         PID/PD1/MRG/PV1 groups of ADT_A39, HL7 v2.5 section 3.3.40), each also seeing the
         segments before the first group (MSH, EVN)."""
-        names = [str(segment[0]) for segment in self._all]
+        names = [segment[0] for segment in self._all]
         if start not in names:
             return [self]
         first = names.index(start)
         starts = [i for i, name in enumerate(names) if name == start] + [len(names)]
         head = self._all[:first]
-        return [V2Message(self._message, self.text, head + self._all[a:b])
+        return [V2Message(self.syntax, self.text, head + self._all[a:b])
                 for a, b in pairwise(starts)]
 
     @classmethod
     def parse(cls, text: str) -> V2Message:
-        """Parse ER7 text; anything that is not an HL7 v2 message is rejected (AR)."""
+        """Split ER7 text; anything that is not an HL7 v2 message is rejected (AR)."""
         normalized = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r\x00 ")
         if not normalized.startswith("MSH"):
             raise MessageRejected("The message does not start with an MSH segment.",
                                   location="MSH", hl7_error_code="100")
-        try:
-            return cls(hl7.parse(normalized), normalized)
-        except (ParseException, IndexError, ValueError, KeyError) as error:
-            raise MessageRejected(f"The message cannot be parsed: {error}",
-                                  location="MSH", hl7_error_code="102") from None
+        # python-hl7 strips whitespace before reading the separators
+        stripped = normalized.strip()
+        if len(stripped) < 4:
+            raise MessageRejected("The message cannot be parsed: MSH has no field separator.",
+                                  location="MSH", hl7_error_code="102")
+        syntax = Syntax.of(stripped)
+        return cls(syntax, normalized,
+                   [_segment(line, syntax) for line in stripped.split("\r")])
 
     def has(self, segment: str) -> bool:
         return segment in self._segments
 
     def repetitions(self, path: str | FieldPath) -> list[Repetition]:
-        """Every repetition of a field, each as components -> subcomponents."""
+        """Every repetition of a field, each as components -> subcomponents (split once per
+        field; callers only read them)."""
         where = path if isinstance(path, FieldPath) else FieldPath.parse(path)
         segment = self._segments.get(where.segment)
         if segment is None or len(segment) <= where.field:
             return []
-        reps = _repetitions(segment[where.field])
-        return [[[self._text(s) for s in comp] for comp in rep] for rep in reps]
+        key = (id(segment), where.field)
+        found = self._fields.get(key)
+        if found is None:
+            found = self._split_field(segment, where.field)
+            self._fields[key] = found
+        return found
+
+    def _split_field(self, segment: Segment, index: int) -> list[Repetition]:
+        raw = segment[index]
+        if not raw:
+            return []
+        if index <= 2 and segment[0] in _HEADER_SEGMENTS:  # MSH-1, MSH-2: the separators
+            return [[[self._text(raw)]]]
+        syntax = self.syntax
+        reps = [[[self._text(s) for s in comp.split(syntax.subcomponent)]
+                 for comp in rep.split(syntax.component)]
+                for rep in raw.split(syntax.repetition)]
+        return [r for r in reps if any(any(s for s in c) for c in r)]
 
     def _text(self, value: str) -> str:
         """Unescaped text; the HL7 null ``""`` (v2.5 section 2.5.3: delete the value) is
         read as empty, so it never becomes a FHIR value."""
-        return "" if value == '""' else str(self._message.unescape(value))
+        if value == '""':
+            return ""
+        return value if self.syntax.esc not in value else str(unescape(self.syntax, value))
 
     def value(self, path: str | FieldPath, repetition: int = 0) -> str:
         """One string (first repetition unless told), empty when absent."""
@@ -106,6 +175,17 @@ class V2Message:
         if len(reps) <= repetition:
             return ""
         return component(reps[repetition], where.component or 1, where.subcomponent or 1)
+
+
+def _segment(line: str, syntax: Syntax) -> Segment:
+    """A segment's fields as written; for MSH, MSH-1 and MSH-2 are fields 1 and 2."""
+    name = line[:3]
+    if name in _HEADER_SEGMENTS:
+        end = line.find(syntax.field, 4)
+        rest = line[end + 1:] if end >= 0 else ""
+        head = [name, line[3], line[4:end] if end >= 0 else line[4:-1]]
+        return head + rest.split(syntax.field) if rest else head
+    return line.split(syntax.field)
 
 
 def component(rep: Repetition, index: int, sub: int = 1) -> str:
@@ -117,18 +197,3 @@ def component(rep: Repetition, index: int, sub: int = 1) -> str:
 
 def subcomponents(rep: Repetition, index: int) -> list[str]:
     return rep[index - 1] if len(rep) >= index else []
-
-
-def _repetitions(field: Any) -> list[Repetition]:
-    if isinstance(field, str):
-        return [] if field == "" else [[[field]]]
-    items = list(field)
-    if items and all(isinstance(i, hl7.Repetition) for i in items):
-        reps = [_components(i) for i in items]
-    else:
-        reps = [_components(field)]
-    return [r for r in reps if any(any(s for s in c) for c in r)]
-
-
-def _components(rep: Any) -> Repetition:
-    return [[c] if isinstance(c, str) else [str(s) for s in c] for c in rep]

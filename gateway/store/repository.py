@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from gateway.errors import Conflict, Gone, InvalidResource, NotFound, PreconditionFailed
@@ -48,6 +48,14 @@ class StoredResource:
         return orjson.loads(self.body)
 
 
+class CurrentRow(NamedTuple):
+    """A resource's row: where its current version is, and whether that is a deletion."""
+
+    rid: int
+    version_id: int
+    deleted: bool
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What a write did: ``created`` a new resource, or ``changed`` an existing one."""
@@ -74,16 +82,13 @@ class Repository:
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; NotFound, or Gone when the current version is a delete."""
-        row = self.conn.execute(
-            select(R.rid, R.version_id, R.last_updated, R.deleted, V.body)
-            .join_from(resource_table, version_table,
-                       and_(V.rid == R.rid, V.version_id == R.version_id))
-            .where(R.type == resource_type, R.id == resource_id)
-        ).first()
-        if row is None:
+        rows = self._sql.execute(self.conn, sql.READ_CURRENT,
+                                 {"type": resource_type, "id": resource_id})
+        if not rows:
             raise NotFound(f"{resource_type}/{resource_id} is not known.")
-        stored = StoredResource(row.rid, resource_type, resource_id, row.version_id,
-                                row.last_updated, row.deleted, row.body)
+        rid, version_id, last_updated, deleted, body = rows[0]
+        stored = StoredResource(rid, resource_type, resource_id, version_id, last_updated,
+                                bool(deleted), bytes(body))
         if stored.deleted:
             raise Gone(f"{resource_type}/{resource_id} was deleted.",
                        headers=_version_headers(stored))
@@ -103,12 +108,41 @@ class Repository:
                        headers=_version_headers(stored))
         return stored
 
-    def current_row(self, resource_type: str, resource_id: str, *, lock: bool = False) -> Any:
-        statement = select(R.rid, R.version_id, R.deleted).where(
-            R.type == resource_type, R.id == resource_id)
-        if lock and not self.db.is_sqlite:
-            statement = statement.with_for_update()
-        return self.conn.execute(statement).first()
+    def current_row(self, resource_type: str, resource_id: str, *,
+                    lock: bool = False) -> CurrentRow | None:
+        """The resource row (locked on PostgreSQL when ``lock``), None when never written."""
+        text = sql.CURRENT_ROW + (" FOR UPDATE" if lock and not self.db.is_sqlite else "")
+        rows = self._sql.execute(self.conn, text, {"type": resource_type, "id": resource_id})
+        return CurrentRow(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None
+
+    def _current_for_update(self, resource_type: str,
+                            resource_id: str) -> tuple[CurrentRow, StoredResource] | None:
+        """The locked row and its current version, read in one statement for an update."""
+        text = sql.CURRENT_FOR_UPDATE + ("" if self.db.is_sqlite else " FOR UPDATE OF r")
+        rows = self._sql.execute(self.conn, text, {"type": resource_type, "id": resource_id})
+        if not rows:
+            return None
+        rid, version_id, deleted, body, last_updated = rows[0]
+        return (CurrentRow(rid, version_id, bool(deleted)),
+                StoredResource(rid, resource_type, resource_id, version_id, last_updated,
+                               bool(deleted), bytes(body)))
+
+    def ids_by_identifier(self, resource_type: str,
+                          identifiers: list[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """Ids of the (not deleted) resources holding each (system, value) business
+        identifier, in one statement; a system of '' means an identifier without one."""
+        if not identifiers:
+            return {}
+        params: dict[str, Any] = {"type": resource_type, "deleted": False}
+        for n, (system, value) in enumerate(identifiers):
+            params[f"s{n}"], params[f"c{n}"] = system, value
+        found: dict[tuple[str, str], list[str]] = {key: [] for key in identifiers}
+        for system, code, rid in self._sql.execute(
+                self.conn, sql.by_identifiers(len(identifiers)), params):
+            ids = found.setdefault((system, code), [])
+            if rid not in ids:
+                ids.append(rid)
+        return found
 
     def load_many(self, rids: list[int]) -> dict[int, StoredResource]:
         """Current versions of many resources by row id (search results, includes)."""
@@ -191,24 +225,23 @@ class Repository:
             raise InvalidResource(
                 f"The resource id {resource.get('id')!r} must match the id in the URL "
                 f"({resource_id}).", expression=[f"{resource_type}.id"])
-        current = self.current_row(resource_type, resource_id, lock=True)
-        if current is not None:
-            self._require_visible(current.rid, resource_type, resource_id)
-        if current is None:
+        found = self._current_for_update(resource_type, resource_id)
+        if found is not None:
+            self._require_visible(found[0].rid, resource_type, resource_id)
+        if found is None:
             if if_match is not None:
                 raise PreconditionFailed(
                     f"If-Match names version {if_match} of {resource_type}/{resource_id}, "
                     "which does not exist.")
             return WriteResult(self._insert_new(resource_type, resource_id, ready, "PUT"),
                                created=True)
+        current, stored_now = found
         if if_match is not None and if_match != current.version_id:
             raise PreconditionFailed(
                 f"{resource_type}/{resource_id} is at version {current.version_id}, "
                 f"not {if_match} (If-Match).")
-        if not current.deleted:
-            unchanged = self._unchanged(current.rid, current.version_id, resource)
-            if unchanged is not None:
-                return WriteResult(unchanged, changed=False)
+        if not current.deleted and _same_content(stored_now, resource):
+            return WriteResult(stored_now, changed=False)
         stored = self._write_version(current.rid, resource_type, resource_id,
                                      current.version_id, ready, "PUT")
         return WriteResult(stored, created=current.deleted)
@@ -294,12 +327,12 @@ class Repository:
         wanted: dict[str, set[str]] = {}
         for ref_type, ref_id, _ in references:
             wanted.setdefault(ref_type, set()).add(ref_id)
-        existing: set[tuple[str, str]] = set()
-        for ref_type, ids in wanted.items():
-            for ref_id in ids:
-                if self._sql.execute(self.conn, sql.EXISTING,
-                                     {"type": ref_type, "id": ref_id, "deleted": False}):
-                    existing.add((ref_type, ref_id))
+        pairs = [(t, i) for t, ids in wanted.items() for i in sorted(ids)]
+        params: dict[str, Any] = {"deleted": False}
+        for n, (ref_type, ref_id) in enumerate(pairs):
+            params[f"t{n}"], params[f"i{n}"] = ref_type, ref_id
+        existing = {(row[0], row[1]) for row in self._sql.execute(
+            self.conn, sql.existing_any(len(pairs)), params)}
         missing = [text for ref_type, ref_id, text in references
                    if (ref_type, ref_id) not in existing]
         if missing:
@@ -364,23 +397,12 @@ class Repository:
     def _bump(self, rid: int, current: int, version: int, epoch: float, *, deleted: bool,
               patient: str | None) -> None:
         """Move the resource row to ``version``; fails when someone else moved it first."""
-        values: dict[str, Any] = {"version_id": version, "last_updated": epoch,
-                                  "deleted": deleted}
-        if patient is not None:
-            values["patient"] = patient
-        result = self.conn.execute(update(resource_table).where(
-            R.rid == rid, R.version_id == current).values(**values))
-        if result.rowcount != 1:
+        changed = self._sql.rowcount(self.conn, sql.BUMP, {
+            "version_id": version, "last_updated": epoch, "deleted": deleted,
+            "patient": patient, "rid": rid, "current": current})
+        if changed != 1:
             raise PreconditionFailed("The resource was changed concurrently; retry with its "
                                      "current version.", status=409, code="conflict")
-
-    def _unchanged(self, rid: int, version: int, resource: dict[str, Any]) -> StoredResource | None:
-        row = self.conn.execute(select(V.body, V.last_updated).where(
-            V.rid == rid, V.version_id == version)).first()
-        if row is None or _content_key(orjson.loads(row.body)) != _content_key(resource):
-            return None
-        return StoredResource(rid, resource["resourceType"], resource["id"], version,
-                              row.last_updated, False, row.body)
 
     def _write_index(self, rid: int, rows: dict[str, list[dict[str, Any]]]) -> None:
         for kind, table_rows in rows.items():
@@ -390,8 +412,8 @@ class Repository:
                 self._sql.execute_many(self.conn, sql.INSERT_INDEX[kind], table_rows)
 
     def _clear_index(self, rid: int) -> None:
-        for table in INDEX_TABLES.values():
-            self.conn.execute(delete(table).where(table.c.rid == rid))
+        for statement in sql.CLEAR_INDEX:
+            self._sql.execute(self.conn, statement, {"rid": rid})
 
     def _append_outbox(self, rid: int, resource_type: str, resource_id: str, version: int,
                        action: str, patient: str | None, epoch: float) -> None:
@@ -401,7 +423,8 @@ class Repository:
         self.db.mark_outbox(self.conn)
 
     def _patient_of_row(self, rid: int) -> str | None:
-        return self.conn.execute(select(R.patient).where(R.rid == rid)).scalar()
+        rows = self._sql.execute(self.conn, sql.PATIENT_OF, {"rid": rid})
+        return rows[0][0] if rows else None
 
 
 def _unresolved(resource_type: str, references: list[str]) -> InvalidResource:
@@ -422,6 +445,11 @@ def _stamp(resource: dict[str, Any], resource_id: str, version: int, instant: st
     ordered = {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta}
     ordered.update(resource)
     return orjson.dumps(ordered)
+
+
+def _same_content(stored: StoredResource, resource: dict[str, Any]) -> bool:
+    """Would ``resource`` store what ``stored`` holds already (a no-op update)?"""
+    return _content_key(orjson.loads(stored.body)) == _content_key(resource)
 
 
 def _content_key(resource: dict[str, Any]) -> bytes:

@@ -29,6 +29,38 @@ INSERT_VERSION = (
     "body, patient) VALUES (:rid, :version_id, :type, :id, :last_updated, :method, :deleted, "
     ":body, :patient)")
 EXISTING = "SELECT id FROM resource WHERE type = :type AND id = :id AND deleted = :deleted"
+READ_CURRENT = (
+    "SELECT r.rid, r.version_id, r.last_updated, r.deleted, v.body FROM resource r "
+    "JOIN resource_version v ON v.rid = r.rid AND v.version_id = r.version_id "
+    "WHERE r.type = :type AND r.id = :id")
+CURRENT_ROW = "SELECT rid, version_id, deleted FROM resource WHERE type = :type AND id = :id"
+# The row to replace with the body of its current version (no-op detection), locked on
+# PostgreSQL; the join reads the version's primary key, so it is one probe more.
+CURRENT_FOR_UPDATE = (
+    "SELECT r.rid, r.version_id, r.deleted, v.body, v.last_updated FROM resource r "
+    "JOIN resource_version v ON v.rid = r.rid AND v.version_id = r.version_id "
+    "WHERE r.type = :type AND r.id = :id")
+BUMP = (
+    "UPDATE resource SET version_id = :version_id, last_updated = :last_updated, "
+    "deleted = :deleted, patient = COALESCE(:patient, patient) "
+    "WHERE rid = :rid AND version_id = :current")
+CLEAR_INDEX = [f"DELETE FROM {table.name} WHERE rid = :rid" for table in INDEX_TABLES.values()]
+PATIENT_OF = "SELECT patient FROM resource WHERE rid = :rid"
+
+
+def by_identifiers(count: int) -> str:
+    """Resources of one type holding any of ``count`` business identifiers (the
+    ``identifier`` token: system :s<n>, value :c<n>), not deleted, in one statement."""
+    pairs = " OR ".join(f"(t.code = :c{i} AND t.system = :s{i})" for i in range(count))
+    return ("SELECT t.system, t.code, r.id FROM idx_token t JOIN resource r ON r.rid = t.rid "
+            "WHERE t.type = :type AND t.param = 'identifier' AND r.deleted = :deleted "
+            f"AND ({pairs}) LIMIT 1000")
+
+
+def existing_any(count: int) -> str:
+    """Which of ``count`` (type, id) pairs exist and are not deleted, in one statement."""
+    pairs = " OR ".join(f"(type = :t{i} AND id = :i{i})" for i in range(count))
+    return f"SELECT type, id FROM resource WHERE deleted = :deleted AND ({pairs})"
 
 
 def _insert(table: Table) -> str:
@@ -61,6 +93,15 @@ class Statements:
         try:
             cursor.execute(self._text(sql), params)
             return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
+    def rowcount(self, conn: Connection, sql: str, params: dict[str, Any]) -> int:
+        """Run one statement without a result; how many rows it changed."""
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._text(sql), params)
+            return int(cursor.rowcount)
         finally:
             cursor.close()
 
