@@ -14,8 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.db import Database
@@ -52,9 +53,16 @@ class PartnerSpec:
     scope: str | None = None
 
     def check(self) -> None:
-        """Refuse what could never work, naming the field at fault."""
-        _require(bool(self.name) and len(self.name) <= 64 and self.name.isprintable(),
-                 "A partner needs a name of at most 64 characters.", "name")
+        """Refuse what could never work, naming the field at fault; types are kept once
+        each, in the order given."""
+        self.types = list(dict.fromkeys(self.types))
+        _require(bool(self.name) and _fits(self.name, P.name) and self.name.isprintable(),
+                 f"A partner needs a name of at most {P.name.type.length} characters.",
+                 "name")
+        for name in _SIZED:
+            value = getattr(self, name)
+            _require(value is None or _fits(value, P[name]),
+                     f"{name} is longer than {P[name].type.length} characters.", name)
         _require(self.base_url.startswith(("http://", "https://")),
                  "The partner's base URL must be http(s).", "base_url")
         _require(self.direction in DIRECTIONS,
@@ -87,6 +95,14 @@ def spec_from_json(body: Any) -> PartnerSpec:
     return PartnerSpec(**body)
 
 
+#: Fields stored in columns of limited size: longer values are refused, not truncated.
+_SIZED = ("base_url", "token_url", "client_id", "scope")
+
+
+def _fits(value: str, column: Any) -> bool:
+    return len(value) <= column.type.length
+
+
 def _require(condition: bool, message: str, element: str) -> None:
     if not condition:
         raise InvalidRequest(message, expression=[element])
@@ -96,23 +112,35 @@ def add_partner(db: Database, spec: PartnerSpec) -> dict[str, Any]:
     """Register a partner and its delivery row, in one transaction."""
     spec.check()
     spec.base_url = spec.base_url.rstrip("/")
-    now = time.time()
-    with db.write() as conn:
-        if conn.execute(select(P.id).where(P.name == spec.name)).first() is not None:
-            raise Conflict(f"A partner named {spec.name!r} exists already.",
-                           expression=["name"])
-        values = asdict(spec)
-        values["types"] = ",".join(spec.types)
-        partner_id = conn.execute(insert(partner_table).values(
-            created_at=now, pull_claimed_until=0.0, **values)).inserted_primary_key[0]
-        sid = conn.execute(insert(sync_subscription_table).values(
-            rid=-int(partner_id), resource_id=spec.name, resource_version=0,
-            status="active", resource_type="", criteria="", endpoint=spec.base_url,
-            payload="application/fhir+json", headers="[]", last_event_number=0,
-            blocked_until=0.0, updated_at=now, topic=PARTNER_TOPIC, content="rest-write",
-            last_sent_at=0.0)).inserted_primary_key[0]
-        conn.execute(update(partner_table).where(P.id == partner_id).values(sid=sid))
+    try:
+        with db.write() as conn:
+            _insert_partner(conn, spec)
+    except IntegrityError as error:  # registered by someone else at the same moment
+        raise Conflict(f"A partner named {spec.name!r} exists already, or was being "
+                       "registered at the same time; list the partners and try again.",
+                       expression=["name"]) from error
     return get_partner(db, spec.name)
+
+
+def _insert_partner(conn: Connection, spec: PartnerSpec) -> None:
+    """The partner row and its delivery row. The delivery row's ``rid`` (negative: no
+    resource) is the next unused one, not derived from the partner id: SQLite reuses the
+    id of a removed last row, and removed partners keep their delivery row (evidence)."""
+    if conn.execute(select(P.id).where(P.name == spec.name)).first() is not None:
+        raise Conflict(f"A partner named {spec.name!r} exists already.", expression=["name"])
+    now = time.time()
+    values = asdict(spec)
+    values["types"] = ",".join(spec.types)
+    partner_id = conn.execute(insert(partner_table).values(
+        created_at=now, pull_claimed_until=0.0, **values)).inserted_primary_key[0]
+    lowest = conn.execute(select(func.min(S.rid))).scalar()
+    sid = conn.execute(insert(sync_subscription_table).values(
+        rid=min(int(lowest or 0), 0) - 1, resource_id=spec.name, resource_version=0,
+        status="active", resource_type="", criteria="", endpoint=spec.base_url,
+        payload="application/fhir+json", headers="[]", last_event_number=0,
+        blocked_until=0.0, updated_at=now, topic=PARTNER_TOPIC, content="rest-write",
+        last_sent_at=0.0)).inserted_primary_key[0]
+    conn.execute(update(partner_table).where(P.id == partner_id).values(sid=sid))
 
 
 def get_partner(db: Database, name: str) -> dict[str, Any]:
