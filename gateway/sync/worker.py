@@ -36,7 +36,6 @@ from gateway.sync.router import Router
 from gateway.sync.transport import send
 
 log = logging.getLogger(__name__)
-_RECHECK_SECONDS = 0.02
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -71,7 +70,6 @@ class DeliveryWorker:
         self.recorder = _Recorder(db, self.policy, self.base_url)
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._nudged = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a failing pass is logged and retried after a pause.
@@ -80,16 +78,13 @@ class DeliveryWorker:
                 self._woken_by_commits(stop):
             try:
                 while not stop.is_set():
-                    nudged, self._nudged = self._nudged, False
                     self._wake.clear()  # a wake-up from here on ends the next idle wait
                     try:
                         busy = await self.run_once(client)
                     except Exception:
                         log.exception("delivery pass failed; retrying")
                         busy = 0
-                    if not busy and nudged:  # the commit may still be finishing: look again
-                        await asyncio.sleep(_RECHECK_SECONDS)
-                    elif not busy:
+                    if not busy:
                         await self._idle(stop)
             finally:
                 await asyncio.gather(*self._sending, return_exceptions=True)
@@ -118,7 +113,8 @@ class DeliveryWorker:
                 await asyncio.gather(listening, return_exceptions=True)
 
     def _nudge(self) -> None:
-        self._nudged = True
+        """A commit has completed (db.py tells listeners after COMMIT), so the next pass
+        sees its rows."""
         self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
