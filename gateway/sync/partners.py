@@ -179,7 +179,8 @@ def _public(row: Any) -> dict[str, Any]:
     out["types"] = out["types"].split(",")
     for secret in ("token", "client_secret"):
         out[secret] = "***" if out.get(secret) else None
-    out.pop("pull_claimed_until", None)
+    for internal in ("pull_claimed_until", "pull_owner", "pull_next_at"):
+        out.pop(internal, None)
     return out
 
 
