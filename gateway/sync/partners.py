@@ -23,6 +23,7 @@ from gateway.store.db import Database
 from gateway.store.tables import (
     partner_pull_table,
     partner_table,
+    pull_failure_table,
     sync_delivery_table,
     sync_subscription_table,
     write_conflict_table,
@@ -33,6 +34,7 @@ from gateway.sync.partner_auth import AUTH_KINDS, Credentials
 P = partner_table.c
 S = sync_subscription_table.c
 W = write_conflict_table.c
+F = pull_failure_table.c
 DIRECTIONS = ("push", "pull", "both")
 TYPES = ("CarePlan", "CareTeam", "Encounter")
 
@@ -239,7 +241,9 @@ def _partner(row: Any) -> Partner:
 
 def list_conflicts(db: Database, *, partner: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
-    """Writes a destination refused because its copy had moved on, newest first."""
+    """Refused writes, newest first: ``push``, a destination refused the gateway's write
+    because its copy had moved on; ``pull``, the gateway did not import a partner's change
+    because of a local edit not yet pushed."""
     statement = (select(write_conflict_table, S.resource_id.label("destination_name"),
                         S.topic)
                  .join_from(write_conflict_table, sync_subscription_table, S.sid == W.sid)
@@ -252,4 +256,21 @@ def list_conflicts(db: Database, *, partner: str | None = None,
         kind = "Partner" if row.pop("topic") == PARTNER_TOPIC else "Endpoint"
         row["destination_name"] = f"{kind}/{row['destination_name']}"
         row["focus"] = f"{row['type']}/{row['resource_id']}/_history/{row['version_id']}"
+    return rows
+
+
+def list_pull_failures(db: Database, *, partner: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+    """Partner resources a pull passed over because they could not be imported (the
+    latest failure of each), newest first."""
+    statement = (select(pull_failure_table, S.resource_id.label("partner"))
+                 .join_from(pull_failure_table, sync_subscription_table, S.sid == F.sid)
+                 .order_by(F.id.desc()).limit(max(1, min(limit, 1000))))
+    if partner:
+        statement = statement.where(S.resource_id == partner)
+    with db.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(statement)]
+    for row in rows:
+        row["partner"] = f"Partner/{row['partner']}"
+        row.pop("sid")
     return rows

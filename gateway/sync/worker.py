@@ -58,8 +58,10 @@ class DeliveryWorker:
                              retention_seconds=settings.event_retention_days * 86400)
         self.transport = transport
         self.workflows: WorkflowRunner = workflow_runner(db, settings)
+        # A write to a partner may fetch an OAuth2 token first: the lease outlasts both
+        # requests, so no other worker claims the delivery while it is under way.
         self.lease = max(settings.delivery_lease_seconds,
-                         settings.delivery_timeout_seconds + 1)
+                         2 * settings.delivery_timeout_seconds + 1)
         self.system = settings.own_identifier_system
         self.tokens = TokenCache()
         self.puller = Puller(db, self.system, self.tokens, base_url=self.base_url,
