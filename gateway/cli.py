@@ -324,13 +324,29 @@ def partners_conflicts(
     partner: Annotated[str | None, typer.Option(help="Only this partner.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
-    """Writes a partner (or rest-write Endpoint) refused because its copy had moved on."""
+    """Refused writes: a partner (or rest-write Endpoint) refused a push because its copy
+    had moved on, or a pulled change met a local edit not yet pushed."""
     from gateway.sync.partners import list_conflicts
 
     for row in _partners_call(list_conflicts, partner=partner, limit=limit):
         typer.echo(f"{row['id']:>6}  {row['destination_name']}  {row['focus']}  "
-                   f"HTTP {row['http_status']}  expected version "
-                   f"{row['expected_version'] or '-'}  delivery {row['delivery_id']}")
+                   f"HTTP {row['http_status'] or '-'}  expected version "
+                   f"{row['expected_version'] or '-'}  delivery {row['delivery_id'] or '-'}"
+                   f"  {row['direction']}")
+
+
+@partners_app.command("failures")
+def partners_failures(
+    partner: Annotated[str | None, typer.Option(help="Only this partner.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """Partner resources a pull passed over because they could not be imported."""
+    from gateway.sync.partners import list_pull_failures
+
+    for row in _partners_call(list_pull_failures, partner=partner, limit=limit):
+        typer.echo(f"{row['id']:>6}  {row['partner']}  {row['type']}/"
+                   f"{row['remote_id'] or '-'}  version {row['remote_version'] or '-'}  "
+                   f"{row['error']}")
 
 
 # -- HL7 v2 ingest: MLLP listener and the inbound message store ---------------------------

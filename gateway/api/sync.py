@@ -81,13 +81,23 @@ async def pull_partner(request: Request, name: str) -> dict[str, int]:
                                settings.delivery_timeout_seconds)
 
 
-@router.get("/conflicts", summary="Writes a destination refused as conflicting, newest first")
+@router.get("/conflicts", summary="Refused writes (pushed or pulled), newest first")
 async def list_conflicts(
     request: Request,
     partner: Annotated[str | None, Query(description="Partner name")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     return await run_in_threadpool(partners.list_conflicts, request.app.state.database,
+                                   partner=partner, limit=count)
+
+
+@router.get("/pull-failures", summary="Partner resources a pull could not import")
+async def list_pull_failures(
+    request: Request,
+    partner: Annotated[str | None, Query(description="Partner name")] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    return await run_in_threadpool(partners.list_pull_failures, request.app.state.database,
                                    partner=partner, limit=count)
 
 

@@ -26,6 +26,13 @@ OUTBOX_CHANNEL = "gateway_outbox"
 
 
 _OUTBOX_WRITTEN = "outbox_written"
+_LISTENERS_DUE = "outbox_listeners_due"
+
+
+def _forget_outbox(connection: Connection) -> None:
+    """A rolled-back transaction (or a commit that failed) has nothing to tell."""
+    connection.info.pop(_OUTBOX_WRITTEN, None)
+    connection.info.pop(_LISTENERS_DUE, None)
 
 
 class Database:
@@ -45,11 +52,13 @@ class Database:
             event.listen(self.engine, "commit", self._release_write_lock)
             event.listen(self.engine, "rollback", self._release_write_lock)
         self.reader = Reader(self.engine, _sqlite_on_connect if self.is_sqlite else None)
-        # Told when a transaction that appended outbox rows commits: the in-process delivery
-        # worker, so it routes the change at once instead of at its next poll.
+        # Told when a transaction that appended outbox rows has committed: the in-process
+        # delivery worker, so it routes the change at once instead of at its next poll.
         self.outbox_listeners: list[Callable[[], None]] = []
         event.listen(self.engine, "commit", self._outbox_commit)
-        event.listen(self.engine, "rollback", lambda conn: conn.info.pop(_OUTBOX_WRITTEN, None))
+        event.listen(self.engine, "rollback", _forget_outbox)
+        event.listen(self.engine, "begin", lambda conn: self._tell_listeners(conn.info))
+        event.listen(self.engine, "checkin", self._on_checkin)
 
     @staticmethod
     def mark_outbox(connection: Connection) -> None:
@@ -59,15 +68,27 @@ class Database:
     def _outbox_commit(self, connection: Connection) -> None:
         """As a transaction with outbox rows commits: on PostgreSQL, ``NOTIFY`` inside it
         (delivered only if the commit succeeds, sql-notify.html), so delivery workers in
-        any process wake up; then this process's listeners."""
+        any process wake up. This process's listeners are told later (``_tell_listeners``):
+        this event comes before COMMIT, when other connections cannot see the rows yet."""
         if not connection.info.pop(_OUTBOX_WRITTEN, False):
             return
         if not self.is_sqlite:
             dbapi = connection.connection.dbapi_connection
             assert dbapi is not None
             dbapi.execute(f"NOTIFY {OUTBOX_CHANNEL}")
-        for listener in list(self.outbox_listeners):
-            listener()
+        connection.info[_LISTENERS_DUE] = True
+
+    def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            self._tell_listeners(record.info)
+
+    def _tell_listeners(self, info: dict[str, Any]) -> None:
+        """Tell this process's listeners about a commit once it has completed: when its
+        connection goes back to the pool or begins its next transaction, whichever is
+        first (SQLAlchemy has no event after COMMIT itself)."""
+        if info.pop(_LISTENERS_DUE, False):
+            for listener in list(self.outbox_listeners):
+                listener()
 
     def _sqlite_engine(self) -> Engine:
         database = self.url.database or ""

@@ -7,13 +7,24 @@
 ``inbound_message`` keeps every message received from outside (HL7 v2 ADT...) raw, with its
 processing status, before it is acknowledged;
 ``sync_*`` are the per-subscription event logs, deliveries, attempts and the outbox cursor
-(gateway/sync); ``partner``, ``partner_pull``, ``remote_resource`` and ``write_conflict`` are
-the partner FHIR servers, what was pushed to them or pulled from them, and refused writes.
+(gateway/sync); ``partner``, ``partner_pull``, ``remote_resource``, ``write_conflict`` and
+``pull_failure`` are the partner FHIR servers, what was pushed to them or pulled from them,
+refused writes and partner resources that could not be imported.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -322,7 +333,11 @@ class Partner(SQLModel, table=True):
     types: str = Field(max_length=256)
     direction: str = Field(max_length=8)
     sid: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    #: The pull lease: who holds it and until when (pull.py); the next scheduled pull.
     pull_claimed_until: float = 0.0
+    pull_owner: str | None = Field(default=None, max_length=64)
+    pull_next_at: float = Field(default=0.0, sa_column=Column(
+        Float, nullable=False, server_default="0"))
     created_at: float
 
 
@@ -354,22 +369,41 @@ class RemoteResource(SQLModel, table=True):
 
 
 class WriteConflict(SQLModel, table=True):
-    """A write the destination refused because its copy moved on (HTTP 412/409)."""
+    """A write refused because the other side's copy moved on: ``push``, the destination
+    answered 412/409; ``pull``, a partner's change met a local edit not yet pushed."""
 
     __tablename__ = "write_conflict"
     __table_args__ = (Index("ix_write_conflict_sid", "sid", "id"),)
 
     id: int | None = Field(default=None, sa_column=_big_pk())
     sid: int = Field(sa_column=Column(BigInteger, nullable=False))
-    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    delivery_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     destination: str = Field(max_length=1024)
     type: str = Field(max_length=64)
     resource_id: str = Field(max_length=64)
     version_id: int
     remote_id: str | None = Field(default=None, max_length=64)
     expected_version: str | None = Field(default=None, max_length=64)
-    http_status: int
+    http_status: int | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: float
+    direction: str = Field(default="push", sa_column=Column(
+        String(8), nullable=False, server_default="push"))
+
+
+class PullFailure(SQLModel, table=True):
+    """A partner's resource a pull could not import (malformed, or refused by the store):
+    passed over so the partner's other changes still arrive, and kept for operators."""
+
+    __tablename__ = "pull_failure"
+    __table_args__ = (Index("ix_pull_failure_sid", "sid", "id"),)
+
+    id: int | None = Field(default=None, sa_column=_big_pk())
+    sid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    type: str = Field(max_length=64)
+    remote_id: str | None = Field(default=None, max_length=64)
+    remote_version: str | None = Field(default=None, max_length=64)
+    error: str = Field(sa_column=Column(Text, nullable=False))
     created_at: float
 
 
@@ -395,6 +429,7 @@ partner_table = Partner.__table__
 partner_pull_table = PartnerPull.__table__
 remote_resource_table = RemoteResource.__table__
 write_conflict_table = WriteConflict.__table__
+pull_failure_table = PullFailure.__table__
 metadata = SQLModel.metadata
 
 # The client registry's tables (auth_client, auth_jti) live beside their code; importing it

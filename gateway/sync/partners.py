@@ -14,14 +14,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.db import Database
 from gateway.store.tables import (
     partner_pull_table,
     partner_table,
+    pull_failure_table,
     sync_delivery_table,
     sync_subscription_table,
     write_conflict_table,
@@ -32,6 +34,7 @@ from gateway.sync.partner_auth import AUTH_KINDS, Credentials
 P = partner_table.c
 S = sync_subscription_table.c
 W = write_conflict_table.c
+F = pull_failure_table.c
 DIRECTIONS = ("push", "pull", "both")
 TYPES = ("CarePlan", "CareTeam", "Encounter")
 
@@ -52,9 +55,16 @@ class PartnerSpec:
     scope: str | None = None
 
     def check(self) -> None:
-        """Refuse what could never work, naming the field at fault."""
-        _require(bool(self.name) and len(self.name) <= 64 and self.name.isprintable(),
-                 "A partner needs a name of at most 64 characters.", "name")
+        """Refuse what could never work, naming the field at fault; types are kept once
+        each, in the order given."""
+        self.types = list(dict.fromkeys(self.types))
+        _require(bool(self.name) and _fits(self.name, P.name) and self.name.isprintable(),
+                 f"A partner needs a name of at most {P.name.type.length} characters.",
+                 "name")
+        for name in _SIZED:
+            value = getattr(self, name)
+            _require(value is None or _fits(value, P[name]),
+                     f"{name} is longer than {P[name].type.length} characters.", name)
         _require(self.base_url.startswith(("http://", "https://")),
                  "The partner's base URL must be http(s).", "base_url")
         _require(self.direction in DIRECTIONS,
@@ -87,6 +97,14 @@ def spec_from_json(body: Any) -> PartnerSpec:
     return PartnerSpec(**body)
 
 
+#: Fields stored in columns of limited size: longer values are refused, not truncated.
+_SIZED = ("base_url", "token_url", "client_id", "scope")
+
+
+def _fits(value: str, column: Any) -> bool:
+    return len(value) <= column.type.length
+
+
 def _require(condition: bool, message: str, element: str) -> None:
     if not condition:
         raise InvalidRequest(message, expression=[element])
@@ -96,23 +114,35 @@ def add_partner(db: Database, spec: PartnerSpec) -> dict[str, Any]:
     """Register a partner and its delivery row, in one transaction."""
     spec.check()
     spec.base_url = spec.base_url.rstrip("/")
-    now = time.time()
-    with db.write() as conn:
-        if conn.execute(select(P.id).where(P.name == spec.name)).first() is not None:
-            raise Conflict(f"A partner named {spec.name!r} exists already.",
-                           expression=["name"])
-        values = asdict(spec)
-        values["types"] = ",".join(spec.types)
-        partner_id = conn.execute(insert(partner_table).values(
-            created_at=now, pull_claimed_until=0.0, **values)).inserted_primary_key[0]
-        sid = conn.execute(insert(sync_subscription_table).values(
-            rid=-int(partner_id), resource_id=spec.name, resource_version=0,
-            status="active", resource_type="", criteria="", endpoint=spec.base_url,
-            payload="application/fhir+json", headers="[]", last_event_number=0,
-            blocked_until=0.0, updated_at=now, topic=PARTNER_TOPIC, content="rest-write",
-            last_sent_at=0.0)).inserted_primary_key[0]
-        conn.execute(update(partner_table).where(P.id == partner_id).values(sid=sid))
+    try:
+        with db.write() as conn:
+            _insert_partner(conn, spec)
+    except IntegrityError as error:  # registered by someone else at the same moment
+        raise Conflict(f"A partner named {spec.name!r} exists already, or was being "
+                       "registered at the same time; list the partners and try again.",
+                       expression=["name"]) from error
     return get_partner(db, spec.name)
+
+
+def _insert_partner(conn: Connection, spec: PartnerSpec) -> None:
+    """The partner row and its delivery row. The delivery row's ``rid`` (negative: no
+    resource) is the next unused one, not derived from the partner id: SQLite reuses the
+    id of a removed last row, and removed partners keep their delivery row (evidence)."""
+    if conn.execute(select(P.id).where(P.name == spec.name)).first() is not None:
+        raise Conflict(f"A partner named {spec.name!r} exists already.", expression=["name"])
+    now = time.time()
+    values = asdict(spec)
+    values["types"] = ",".join(spec.types)
+    partner_id = conn.execute(insert(partner_table).values(
+        created_at=now, pull_claimed_until=0.0, **values)).inserted_primary_key[0]
+    lowest = conn.execute(select(func.min(S.rid))).scalar()
+    sid = conn.execute(insert(sync_subscription_table).values(
+        rid=min(int(lowest or 0), 0) - 1, resource_id=spec.name, resource_version=0,
+        status="active", resource_type="", criteria="", endpoint=spec.base_url,
+        payload="application/fhir+json", headers="[]", last_event_number=0,
+        blocked_until=0.0, updated_at=now, topic=PARTNER_TOPIC, content="rest-write",
+        last_sent_at=0.0)).inserted_primary_key[0]
+    conn.execute(update(partner_table).where(P.id == partner_id).values(sid=sid))
 
 
 def get_partner(db: Database, name: str) -> dict[str, Any]:
@@ -151,7 +181,8 @@ def _public(row: Any) -> dict[str, Any]:
     out["types"] = out["types"].split(",")
     for secret in ("token", "client_secret"):
         out[secret] = "***" if out.get(secret) else None
-    out.pop("pull_claimed_until", None)
+    for internal in ("pull_claimed_until", "pull_owner", "pull_next_at"):
+        out.pop(internal, None)
     return out
 
 
@@ -210,7 +241,9 @@ def _partner(row: Any) -> Partner:
 
 def list_conflicts(db: Database, *, partner: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
-    """Writes a destination refused because its copy had moved on, newest first."""
+    """Refused writes, newest first: ``push``, a destination refused the gateway's write
+    because its copy had moved on; ``pull``, the gateway did not import a partner's change
+    because of a local edit not yet pushed."""
     statement = (select(write_conflict_table, S.resource_id.label("destination_name"),
                         S.topic)
                  .join_from(write_conflict_table, sync_subscription_table, S.sid == W.sid)
@@ -223,4 +256,21 @@ def list_conflicts(db: Database, *, partner: str | None = None,
         kind = "Partner" if row.pop("topic") == PARTNER_TOPIC else "Endpoint"
         row["destination_name"] = f"{kind}/{row['destination_name']}"
         row["focus"] = f"{row['type']}/{row['resource_id']}/_history/{row['version_id']}"
+    return rows
+
+
+def list_pull_failures(db: Database, *, partner: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+    """Partner resources a pull passed over because they could not be imported (the
+    latest failure of each), newest first."""
+    statement = (select(pull_failure_table, S.resource_id.label("partner"))
+                 .join_from(pull_failure_table, sync_subscription_table, S.sid == F.sid)
+                 .order_by(F.id.desc()).limit(max(1, min(limit, 1000))))
+    if partner:
+        statement = statement.where(S.resource_id == partner)
+    with db.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(statement)]
+    for row in rows:
+        row["partner"] = f"Partner/{row['partner']}"
+        row.pop("sid")
     return rows

@@ -36,6 +36,7 @@ from gateway.sync.retry import ErrorKind
 from gateway.sync.transport import exchange
 
 CONFLICT_STATUSES = (409, 412)
+WC = write_conflict_table.c
 
 
 @dataclass
@@ -48,17 +49,24 @@ class Write:
     remote_id: str | None
     expected_version: str | None
     credentials: Credentials | None
+    #: The destination has this version, or a newer one, already: nothing is sent.
+    in_sync: bool = False
 
 
 def prepare(db: Database, job: Job, system: str, secrets: list[str]) -> Write:
     """Shape the resource for the destination and build the request (database reads, so
-    run it in a thread)."""
+    run it in a thread). A version the destination already has -- pulled from it since
+    this delivery was queued, or a later version pushed or pulled -- is not sent: with the
+    copy's newest version as If-Match it would overwrite newer content with older."""
     assert job.body is not None and job.resource_type and job.resource_id
-    resource = orjson.loads(job.body)
     with db.engine.connect() as conn:
         repo = Repository(db, conn)
-        body = remote.outbound(resource, system, lambda t, i: _identifier_of(repo, system, t, i))
         rid = int(repo.current_row(job.resource_type, job.resource_id).rid)
+        if remote.in_sync(conn, job.sid, rid, job.version_id or 0):
+            return Write(job, rid, Outgoing("PUT", job.endpoint, b"", {}), None, None, None,
+                         in_sync=True)
+        body = remote.outbound(orjson.loads(job.body), system,
+                               lambda t, i: _identifier_of(repo, system, t, i))
         known = remote.remembered(conn, job.sid, rid)
         partner = partners.by_sid(conn, job.sid)
     identifier = remote.business_identifier(body)
@@ -92,6 +100,10 @@ async def send_write(client: httpx.AsyncClient, write: Write, tokens: TokenCache
                      timeout: float) -> Outcome:
     """Send one write; never raises. The Outcome's ``after`` remembers the destination's
     copy, or records the conflict."""
+    if write.in_sync:
+        return Outcome(time.time(), 0.0, write.outgoing.url, error=(
+            "skipped: the destination has this version, or a newer one, already"),
+            skipped=True)
     try:
         write.outgoing.headers.update(await tokens.headers(client, write.credentials, timeout))
     except AuthError as error:
@@ -148,9 +160,11 @@ def _conflict(write: Write, response: httpx.Response) -> Any:
 
     def after(conn: Connection) -> None:
         conn.execute(insert(write_conflict_table).values(
-            sid=job.sid, delivery_id=job.delivery_id, destination=write.outgoing.url[:1024],
+            sid=job.sid, delivery_id=job.delivery_id,
+            destination=remote.fit(write.outgoing.url, WC.destination),
             type=job.resource_type, resource_id=job.resource_id, version_id=job.version_id,
-            remote_id=write.remote_id, expected_version=write.expected_version,
+            remote_id=remote.fit(write.remote_id, WC.remote_id),
+            expected_version=remote.fit(write.expected_version, WC.expected_version),
             http_status=response.status_code, detail=response.text[:2000],
-            created_at=time.time()))
+            created_at=time.time(), direction="push"))
     return after

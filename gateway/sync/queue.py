@@ -90,10 +90,13 @@ class Outcome:
     #: Bookkeeping of the attempt's consequences (a remote copy, a conflict), run in the
     #: transaction that records the attempt.
     after: Callable[[Connection], None] | None = None
+    #: Nothing was sent because nothing needed sending (the destination has this version,
+    #: or a newer one, already); recorded as ``skipped`` with ``error`` saying why.
+    skipped: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.kind is None
+        return self.kind is None and not self.skipped
 
 
 def has_due(db: Database, now: float) -> bool:
@@ -211,9 +214,8 @@ def _deliver_many(conn: Connection, attempts: list[tuple[Job, Outcome]]) -> None
     if not attempts:
         return
     now = time.time()
-    for _job, outcome in attempts:
-        if outcome.after is not None:
-            outcome.after(conn)
+    for job, outcome in attempts:
+        _after(conn, job, outcome)
     conn.execute(insert(sync_attempt_table), [
         {"delivery_id": job.delivery_id, "attempt": job.attempt,
          "started_at": outcome.started_at, "latency_ms": outcome.latency_ms,
@@ -232,8 +234,11 @@ def _deliver_many(conn: Connection, attempts: list[tuple[Job, Outcome]]) -> None
 def _record(conn: Connection, db: Database, job: Job, outcome: Outcome, policy: RetryPolicy,
             base_url: str) -> str:
     now = time.time()
-    if outcome.after is not None:
-        outcome.after(conn)
+    _after(conn, job, outcome)
+    if outcome.skipped:
+        _attempt(conn, job, outcome, "skipped")
+        _skip(conn, job, outcome)
+        return "skipped"
     if outcome.ok:
         if job.kind == "handshake":  # resource first: see router.py on lock order
             _set_status(conn, db, job, "active", None, base_url, expect="requested")
@@ -257,6 +262,23 @@ def _record(conn: Connection, db: Database, job: Job, outcome: Outcome, policy: 
     return "pending"
 
 
+def _after(conn: Connection, job: Job, outcome: Outcome) -> None:
+    """Run an attempt's bookkeeping (a remote copy, a conflict) in a savepoint of its own:
+    when it fails, the attempt is still recorded -- what was sent was sent, and sending it
+    again would fail the same way -- and the other attempts of the batch are untouched."""
+    if outcome.after is None:
+        return
+    savepoint = conn.begin_nested()
+    try:
+        outcome.after(conn)
+    except Exception:
+        savepoint.rollback()
+        log.exception("bookkeeping of delivery %s failed; the attempt is recorded",
+                      job.delivery_id)
+    else:
+        savepoint.commit()
+
+
 def _attempt(conn: Connection, job: Job, outcome: Outcome, result: str) -> None:
     conn.execute(insert(sync_attempt_table).values(
         delivery_id=job.delivery_id, attempt=job.attempt, started_at=outcome.started_at,
@@ -275,6 +297,11 @@ def _finish(conn: Connection, job: Job, outcome: Outcome, now: float) -> None:
         conn.execute(update(sync_delivery_table).where(
             D.sid == job.sid, D.kind == "handshake", D.status == "pending",
             D.id != job.delivery_id).values(status="skipped"))
+
+
+def _skip(conn: Connection, job: Job, outcome: Outcome) -> None:
+    conn.execute(update(sync_delivery_table).where(D.id == job.delivery_id).values(
+        status="skipped", claimed_until=0.0, last_status=None, last_error=outcome.error))
 
 
 def _fail(conn: Connection, job: Job, outcome: Outcome) -> None:

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.fhir.references import iter_reference_holders, parse_reference
@@ -138,11 +139,34 @@ def remembered(conn: Connection, sid: int, rid: int) -> tuple[str, str | None] |
 def remember(conn: Connection, sid: int, rid: int, resource_type: str, remote_id: str,
              remote_version: str | None, local_version: int) -> None:
     """Record that local ``local_version`` and the destination's ``remote_version`` are the
-    same content (after a push, or a pull)."""
-    conn.execute(delete(remote_resource_table).where(RR.sid == sid, RR.rid == rid))
-    conn.execute(insert(remote_resource_table).values(
-        sid=sid, rid=rid, type=resource_type, remote_id=remote_id,
-        remote_version=remote_version, local_version=local_version, updated_at=time.time()))
+    same content (after a push, or a pull). Never moves back: an answer about an older local
+    version that arrives after a newer one was recorded (pulled meanwhile, or a delivery
+    sent again) is ignored, or the newer version would look unsynced and be pushed back,
+    and a stale remote version would go out as If-Match. Ids and versions longer than the
+    columns (FHIR allows 64 characters) are cut to fit rather than fail the transaction."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(remote_resource_table).values(
+        sid=sid, rid=rid, type=resource_type, remote_id=fit(remote_id, RR.remote_id),
+        remote_version=fit(remote_version, RR.remote_version), local_version=local_version,
+        updated_at=time.time())
+    changed = ("type", "remote_id", "remote_version", "local_version", "updated_at")
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[RR.sid, RR.rid],
+        set_={name: statement.excluded[name] for name in changed},
+        where=or_(RR.local_version.is_(None), RR.local_version <= local_version)))
+
+
+def synced_version(conn: Connection, sid: int, rid: int) -> tuple[str | None, int | None]:
+    """(remote version, local version) last recorded as the same content at a destination;
+    (None, None) when nothing was ever exchanged."""
+    row = conn.execute(select(RR.remote_version, RR.local_version)
+                       .where(RR.sid == sid, RR.rid == rid)).first()
+    return (None, None) if row is None else (row.remote_version, row.local_version)
+
+
+def fit(value: str | None, column: Any) -> str | None:
+    """A value cut to a string column's size."""
+    return value if value is None else value[:column.type.length]
 
 
 def in_sync(conn: Connection, sid: int, rid: int, version: int) -> bool:

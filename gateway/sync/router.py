@@ -146,14 +146,29 @@ class Router:
 def _route_to_partners(conn: Connection, row: Any, versions: _Versions,
                        pushing: list[partners.Partner], events: _Events) -> None:
     """Partner push (push.py): changes of the partner's types, except deletions and what
-    came from the partner (no echo): versions whose meta.source names it, and versions it
-    has already (pulled from it, or pushed to it)."""
+    came from the partner (no echo, ``_from_partner``)."""
     if row.action == "delete":
         return
     for partner in pushing:
-        if row.type in partner.types and not partner.is_source_of(versions.pair()[1]) \
-                and not remote.in_sync(conn, partner.sid, row.rid, row.version_id):
+        if row.type in partner.types and not _from_partner(conn, partner, row, versions):
             events.append(events.registered(conn, partner.sid, row.type), row)
+
+
+def _from_partner(conn: Connection, partner: partners.Partner, row: Any,
+                  versions: _Versions) -> bool:
+    """Whether pushing this version would only echo the partner's own change: the partner
+    has it already (pulled from it, or pushed to it: compared by version), or this very
+    version named the partner as its source (a write the partner made here itself). A
+    version that only keeps the meta.source of the version before it -- a client editing a
+    pulled resource as it read it -- is a local edit, and is pushed."""
+    if remote.in_sync(conn, partner.sid, row.rid, row.version_id):
+        return True
+    before, after = versions.pair()
+    return partner.is_source_of(after) and _source(before) != _source(after)
+
+
+def _source(resource: dict[str, Any] | None) -> Any:
+    return ((resource or {}).get("meta") or {}).get("source")
 
 
 def _any_endpoint(conn: Connection) -> bool:

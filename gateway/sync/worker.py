@@ -37,7 +37,6 @@ from gateway.sync.router import Router
 from gateway.sync.transport import send
 
 log = logging.getLogger(__name__)
-_RECHECK_SECONDS = 0.02
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -60,8 +59,10 @@ class DeliveryWorker:
                              retention_seconds=settings.event_retention_days * 86400)
         self.transport = transport
         self.workflows: WorkflowRunner = workflow_runner(db, settings)
+        # A write to a partner may fetch an OAuth2 token first: the lease outlasts both
+        # requests, so no other worker claims the delivery while it is under way.
         self.lease = max(settings.delivery_lease_seconds,
-                         settings.delivery_timeout_seconds + 1)
+                         2 * settings.delivery_timeout_seconds + 1)
         self.system = settings.own_identifier_system
         self.tokens = TokenCache()
         self.puller = Puller(db, self.system, self.tokens, base_url=self.base_url,
@@ -72,7 +73,6 @@ class DeliveryWorker:
         self.recorder = _Recorder(db, self.policy, self.base_url)
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._nudged = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a failing pass is logged and retried after a pause.
@@ -81,16 +81,13 @@ class DeliveryWorker:
                 self._woken_by_commits(stop):
             try:
                 while not stop.is_set():
-                    nudged, self._nudged = self._nudged, False
                     self._wake.clear()  # a wake-up from here on ends the next idle wait
                     try:
                         busy = await self.run_once(client)
                     except Exception:
                         log.exception("delivery pass failed; retrying")
                         busy = 0
-                    if not busy and nudged:  # the commit may still be finishing: look again
-                        await asyncio.sleep(_RECHECK_SECONDS)
-                    elif not busy:
+                    if not busy:
                         await self._idle(stop)
             finally:
                 await asyncio.gather(*self._sending, return_exceptions=True)
@@ -119,7 +116,8 @@ class DeliveryWorker:
                 await asyncio.gather(listening, return_exceptions=True)
 
     def _nudge(self) -> None:
-        self._nudged = True
+        """A commit has completed (db.py tells listeners after COMMIT), so the next pass
+        sees its rows."""
         self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:

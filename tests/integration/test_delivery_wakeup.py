@@ -61,3 +61,28 @@ def _listening(api: TestClient) -> bool:
         return bool(conn.execute(text(
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN gateway_outbox%'"
         )).scalar())
+
+
+def test_in_process_listeners_are_told_after_the_commit_is_visible(
+        sync_app: Any, api: TestClient) -> None:
+    """A listener reading on a connection of its own sees the change it was told about
+    (told after COMMIT completed, not as it starts)."""
+    from sqlalchemy import func, select
+
+    from gateway.store.tables import outbox_table
+
+    database = sync_app.state.database
+    seen: list[int] = []
+
+    def listener() -> None:
+        with database.engine.connect() as conn:
+            seen.append(conn.execute(select(func.count()).select_from(outbox_table)
+                                     ).scalar_one())
+
+    database.outbox_listeners.append(listener)
+    try:
+        for _ in range(3):
+            new_patient(api)
+    finally:
+        database.outbox_listeners.remove(listener)
+    assert seen == [1, 2, 3]

@@ -70,22 +70,24 @@ def test_push_and_pull_round_trip_without_loops_and_conflicts_are_reported(
         assert (_versions(api, path), _versions(remote, copy_path)) == (2, 2)
         assert len(_partner_deliveries(api)) == 2  # the create and the marker, no echo
 
-        # A local edit that keeps the partner as meta.source is still the partner's version.
-        echoed = dict(pulled, status="on-hold")
-        assert api.put(path, json=echoed).json()["meta"]["versionId"] == "3"
-        # B moves on again; A's next edit (its own meta) must not overwrite it.
+        # A local edit that keeps the partner as meta.source is a local edit: pushed.
+        kept_source = dict(pulled, status="on-hold")
+        assert api.put(path, json=kept_source).json()["meta"]["versionId"] == "3"
+        wait_for(lambda: remote.get(copy_path).json()["status"] == "on-hold",
+                 what="the local edit pushed")
+        # B moves on again; A's next edit must not overwrite it.
         newer = dict(remote.get(copy_path).json(), title="Edited at the partner")
         assert remote.put(copy_path, json=newer).status_code == 200
         edited = {k: v for k, v in pulled.items() if k != "meta"}
         assert api.put(path, json=dict(edited, title="Edited here")).status_code == 200
         conflicts = wait_for(lambda: api.get("/sync/conflicts").json(), what="a conflict")
     assert remote.get(copy_path).json()["title"] == "Edited at the partner"
-    assert _versions(remote, copy_path) == 3
+    assert _versions(remote, copy_path) == 4
     assert len(conflicts) == 1
     conflict = conflicts[0]
     assert conflict["destination_name"] == "Partner/b"
     assert conflict["focus"] == f"CarePlan/{local['id']}/_history/4"
-    assert (conflict["http_status"], conflict["expected_version"]) == (412, "2")
+    assert (conflict["http_status"], conflict["expected_version"]) == (412, "3")
     assert conflict["remote_id"] == copy_path.split("/")[-1]
     failed = [d for d in _partner_deliveries(api) if d["status"] == "failed"]
     assert [d["focus"] for d in failed] == [conflict["focus"]]
