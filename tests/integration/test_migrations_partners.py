@@ -1,4 +1,4 @@
-"""Migration 0009 brings an 0008 database's partner tables to the table definitions exactly
+"""Migration 0010 brings an 0009 database's partner tables to the table definitions exactly
 (no autogenerate differences), keeps its rows, and goes down again."""
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ def _downgrade(database: Database, revision: str) -> None:
         command.downgrade(config, revision)
 
 
-def test_0009_upgrades_an_0008_database_and_matches_the_tables(database_url: str) -> None:
+def test_0010_upgrades_an_0009_database_and_matches_the_tables(database_url: str) -> None:
     database = Database(database_url)
     try:
         upgrade(database)
-        _downgrade(database, "0008_partners")
+        _downgrade(database, "0009_version_patient")
         assert "pull_failure" not in inspect(database.engine).get_table_names()
         with database.engine.begin() as connection:
             connection.execute(text(
@@ -44,7 +44,7 @@ def test_0009_upgrades_an_0008_database_and_matches_the_tables(database_url: str
             diffs = [d for d in compare_metadata(context, metadata)
                      if any(table in repr(d) for table in PARTNER_TABLES)]
         assert diffs == []
-        _downgrade(database, "0008_partners")
+        _downgrade(database, "0009_version_patient")
         assert "pull_failure" not in inspect(database.engine).get_table_names()
         upgrade(database)
     finally:

@@ -1,8 +1,8 @@
 """partner_sync: the pull lease's owner and schedule, pull conflicts, pull failures (sync)
 
-Revision ID: 0009_partner_sync
-Revises: 0008_partners
-Create Date: 2026-11-25 10:00:00
+Revision ID: 0010_partner_sync
+Revises: 0009_version_patient
+Create Date: 2026-11-23 17:00:00
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009_partner_sync'
-down_revision = '0008_partners'
+revision = '0010_partner_sync'
+down_revision = '0009_version_patient'
 branch_labels = None
 depends_on = None
 
