@@ -117,12 +117,24 @@ class Repository:
 
     def _current_for_update(self, resource_type: str,
                             resource_id: str) -> tuple[CurrentRow, StoredResource] | None:
-        """The locked row and its current version, read in one statement for an update."""
-        text = sql.CURRENT_FOR_UPDATE + ("" if self.db.is_sqlite else " FOR UPDATE OF r")
-        rows = self._sql.execute(self.conn, text, {"type": resource_type, "id": resource_id})
-        if not rows:
-            return None
-        rid, version_id, deleted, body, last_updated = rows[0]
+        """The locked row and its current version for an update. SQLite (one writer) reads
+        both in one statement. PostgreSQL locks the row first and then reads the version
+        it points at: a ``FOR UPDATE`` over the join would, after waiting for a concurrent
+        update, re-check the new row against the old version row and find nothing,
+        turning the update into a create."""
+        params = {"type": resource_type, "id": resource_id}
+        if self.db.is_sqlite:
+            rows = self._sql.execute(self.conn, sql.CURRENT_FOR_UPDATE, params)
+            if not rows:
+                return None
+            rid, version_id, deleted, body, last_updated = rows[0]
+        else:
+            current = self.current_row(resource_type, resource_id, lock=True)
+            if current is None:
+                return None
+            rid, version_id, deleted = current
+            body, last_updated = self._sql.execute(self.conn, sql.VERSION_BODY, {
+                "rid": rid, "version_id": version_id})[0]
         return (CurrentRow(rid, version_id, bool(deleted)),
                 StoredResource(rid, resource_type, resource_id, version_id, last_updated,
                                bool(deleted), bytes(body)))

@@ -46,6 +46,8 @@ BUMP = (
     "WHERE rid = :rid AND version_id = :current")
 CLEAR_INDEX = [f"DELETE FROM {table.name} WHERE rid = :rid" for table in INDEX_TABLES.values()]
 PATIENT_OF = "SELECT patient FROM resource WHERE rid = :rid"
+VERSION_BODY = ("SELECT body, last_updated FROM resource_version "
+                "WHERE rid = :rid AND version_id = :version_id")
 
 
 def by_identifiers(count: int) -> str:

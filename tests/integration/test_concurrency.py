@@ -39,3 +39,44 @@ def test_concurrent_updates_with_same_if_match(live_server: LiveServer) -> None:
     with httpx.Client() as client:
         final = client.get(f"{base}/Patient/{pid}").json()
     assert final["meta"]["versionId"] == "6"
+
+
+def test_an_update_waiting_for_another_transaction_updates_not_creates(
+        database_url: str) -> None:
+    """Two writers in separate transactions (the API's writer and, say, the workflow
+    runner): the second waits for the first's row lock and then writes the next version
+    of the same resource, not a second copy."""
+    from gateway.store.db import Database
+    from gateway.store.migrate import upgrade
+    from gateway.store.uow import UnitOfWork
+
+    database = Database(database_url)
+    try:
+        upgrade(database)
+        with UnitOfWork(database) as uow:
+            uow.repository.update("Patient", "p1", {"resourceType": "Patient", "id": "p1"})
+            uow.commit()
+        first_holds_lock, results = threading.Event(), []
+
+        def second() -> None:
+            first_holds_lock.wait()
+            with UnitOfWork(database) as uow:
+                written = uow.repository.update(
+                    "Patient", "p1", {"resourceType": "Patient", "id": "p1", "gender": "male"})
+                uow.commit()
+            results.append(written)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        with UnitOfWork(database) as uow:
+            uow.repository.update("Patient", "p1", {"resourceType": "Patient", "id": "p1",
+                                                    "gender": "female"})
+            first_holds_lock.set()
+            thread.join(timeout=0.5)  # the second is blocked on the row lock meanwhile
+            uow.commit()
+        thread.join(timeout=30)
+        assert len(results) == 1
+        assert not results[0].created
+        assert results[0].resource.version_id == 3
+    finally:
+        database.dispose()
