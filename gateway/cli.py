@@ -267,7 +267,9 @@ def partners_add(
     = "CarePlan,CareTeam,Encounter",
     direction: Annotated[str, typer.Option(help="push, pull or both.")] = "push",
     auth: Annotated[str, typer.Option(help="none, bearer or oauth2.")] = "none",
-    token: Annotated[str | None, typer.Option(help="Bearer token (auth bearer).")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="Bearer token (auth bearer; or GATEWAY_PARTNER_TOKEN, kept out of shell "
+             "history).", envvar="GATEWAY_PARTNER_TOKEN")] = None,
     token_url: Annotated[str | None, typer.Option(help="OAuth2 token endpoint.")] = None,
     client_id: Annotated[str | None, typer.Option(help="OAuth2 client id.")] = None,
     client_secret: Annotated[str | None, typer.Option(

@@ -84,3 +84,20 @@ def test_cli_answers_one_line_and_exit_2(runner: CliRunner) -> None:
     again = runner.invoke(cli, ["partners", "add", "ehr", "https://ehr.example.org"])
     assert again.exit_code == 0, again.output
     assert len(again.output.strip().splitlines()) == 1
+
+
+def test_cli_takes_partner_credentials_from_the_environment(runner: CliRunner,
+                                                           http: TestClient) -> None:
+    """Credentials given in the environment stay out of shell history and `ps`; they are
+    stored and never echoed."""
+    added = runner.invoke(cli, ["partners", "add", "snf", "https://snf.example.org",
+                                "--auth", "bearer"], env={"GATEWAY_PARTNER_TOKEN": "s3cret"})
+    assert added.exit_code == 0, added.output
+    assert "s3cret" not in added.output
+    listed = http.get("/sync/partners").json()
+    snf = next(p for p in (listed if isinstance(listed, list) else listed["partners"])
+               if p["name"] == "snf")
+    assert snf["auth"] == "bearer" and snf["token"] == "***"
+    refused = runner.invoke(cli, ["partners", "add", "snf2", "https://snf.example.org",
+                                  "--auth", "bearer"], env={"GATEWAY_PARTNER_TOKEN": ""})
+    assert refused.exit_code == 2 and "needs a token" in refused.output
