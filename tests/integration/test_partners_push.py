@@ -57,6 +57,14 @@ def _push_one(api: TestClient, partner: httpx.Client) -> tuple[str, str]:
     return f"/fhir/CarePlan/{local['id']}", f"/CarePlan/{pushed[0]['resource']['id']}"
 
 
+def _change_at_partner_and_pull(api: TestClient, partner: httpx.Client,
+                                copy_path: str) -> None:
+    """The partner edits its copy; pulling brings that version here."""
+    changed = dict(partner.get(copy_path).json(), title="Changed at the partner")
+    assert partner.put(copy_path, json=changed).status_code == 200
+    assert api.post("/sync/partners/b/$pull").json() == {"CarePlan": 1}
+
+
 def test_an_old_delivery_sent_again_does_not_overwrite_the_partners_newer_version(
         sync_app: Any, api: TestClient, partner_gateway: LiveServer,
         partner: httpx.Client) -> None:
@@ -64,9 +72,7 @@ def test_an_old_delivery_sent_again_does_not_overwrite_the_partners_newer_versio
     settings = sync_app.state.settings.model_copy(update={"partner_pull_seconds": 3600})
     with WorkerThread(sync_app.state.database, settings):
         path, copy_path = _push_one(api, partner)
-        changed = dict(partner.get(copy_path).json(), title="Changed at the partner")
-        assert partner.put(copy_path, json=changed).status_code == 200
-        assert api.post("/sync/partners/b/$pull").json() == {"CarePlan": 1}
+        _change_at_partner_and_pull(api, partner, copy_path)
         [first] = _deliveries(api)
         assert api.post(f"/sync/deliveries/{first['id']}/$retry").status_code == 200
         again = wait_for(lambda: [d for d in _deliveries(api) if d["status"] != "pending"
@@ -86,9 +92,7 @@ def test_a_local_edit_keeping_the_partners_source_is_pushed(
     settings = sync_app.state.settings.model_copy(update={"partner_pull_seconds": 3600})
     with WorkerThread(sync_app.state.database, settings):
         path, copy_path = _push_one(api, partner)
-        changed = dict(partner.get(copy_path).json(), title="Changed at the partner")
-        assert partner.put(copy_path, json=changed).status_code == 200
-        assert api.post("/sync/partners/b/$pull").json() == {"CarePlan": 1}
+        _change_at_partner_and_pull(api, partner, copy_path)
         pulled = api.get(path).json()
         assert pulled["meta"]["source"].startswith(partner_gateway.base)
         edited = api.put(path, json=dict(pulled, status="on-hold")).json()
