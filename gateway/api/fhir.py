@@ -205,7 +205,7 @@ async def system_history(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     bundle = parse_json(await _body(request))
     check_bundle(bundle, base_url(request))  # sync: refuse Subscriptions it cannot honour
-    guards.check_bundle(bundle, base_url(request), _service(request))  # auth: each entry
+    guards.check_bundle(bundle, base_url(request))  # auth: each entry
     representation = _prefer(request).get("return") == "representation"
     result = await _call(bundles.process, _service(request), base_url(request), bundle,
                          return_representation=representation)

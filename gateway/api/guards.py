@@ -5,9 +5,9 @@ the body is read: each entry of a transaction or batch Bundle needs the scope of
 interaction (R4 http.html#transaction: every entry is an interaction of its own); a
 Subscription needs read access to what it subscribes to and is stamped with the client that
 made it, so only that client sees it and it is only notified of what that client may read;
-a batch read of a resource the client may not see answers 404 like an unknown id (an update
-or delete of one is refused the same way by the repository, whichever entry or condition
-names it). Without a principal (GATEWAY_AUTH=off) they do nothing.
+reads, updates and deletes of a resource the client may not see answer 404 like an unknown
+id, in the repository, whichever entry or condition names it. Without a principal
+(GATEWAY_AUTH=off) they do nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import orjson
 
 from gateway.api.interactions import ADMIN_TYPES
 from gateway.auth.principal import Principal, current_principal
-from gateway.errors import Forbidden, Gone, NotFound
-from gateway.rest.interactions import FhirService
+from gateway.errors import Forbidden
 from gateway.store.access import access_as
 from gateway.store.clients import CLIENT_SYSTEM
 from gateway.sync.criteria import parse_subscription
@@ -53,7 +52,7 @@ def stamp_owner(resource: dict[str, Any], principal: Principal) -> None:
     meta["tag"] = [*tags, {"system": CLIENT_SYSTEM, "code": principal.client_id}]
 
 
-def check_bundle(bundle: Any, base: str, service: FhirService) -> None:
+def check_bundle(bundle: Any, base: str) -> None:
     """Each transaction/batch entry needs the scope of the interaction it stands for, and
     may not change a resource the client cannot see."""
     principal = current_principal.get()
@@ -80,9 +79,6 @@ def check_bundle(bundle: Any, base: str, service: FhirService) -> None:
             principal.require_admin()
         principal.require(resource_type, _entry_permission(method, url, request),
                           f"{where}.request")
-        parts = url.split("/")
-        if method == "GET" and len(parts) >= 2 and parts[1]:  # writes: the repository checks
-            check_target(service, parts[0], parts[1])
         if isinstance(resource, dict):
             check_resource(resource_type, resource, creating=method == "POST", base=base,
                            where=f"{where}.resource.")
@@ -92,21 +88,6 @@ def _entry_permission(method: str, url: str, request: dict[str, Any]) -> str:
     if method == "GET":
         return "r" if "/" in url and "?" not in str(request.get("url", "")) else "s"
     return _ENTRY_PERMISSIONS.get(method, "r")
-
-
-def check_target(service: FhirService, resource_type: str, resource_id: str) -> None:
-    """404 for a read of an existing resource the client may not see."""
-    if current_principal.get() is None:
-        return
-    try:
-        rid = service.db.reader.current(resource_type, resource_id)[0]
-    except NotFound:
-        return
-    except Gone as gone:  # gone, or unknown to a client that never could see it
-        if gone.rid is None:
-            return
-        rid = gone.rid
-    service.check_visible(rid, resource_type, resource_id)
 
 
 def as_feed(receive: Callable[..., T], *args: Any) -> T:

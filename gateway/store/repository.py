@@ -81,12 +81,14 @@ class Repository:
     # -- reads ---------------------------------------------------------------------------
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        """The current version; NotFound, or Gone when the current version is a delete."""
+        """The current version; NotFound (also for what the reading client may not see,
+        deleted or not), or Gone when the current version is a delete."""
         rows = self._sql.execute(self.conn, sql.READ_CURRENT,
                                  {"type": resource_type, "id": resource_id})
         if not rows:
             raise NotFound(f"{resource_type}/{resource_id} is not known.")
         rid, version_id, last_updated, deleted, body = rows[0]
+        self._require_visible(rid, resource_type, resource_id)
         stored = StoredResource(rid, resource_type, resource_id, version_id, last_updated,
                                 bool(deleted), bytes(body))
         if stored.deleted:
@@ -311,8 +313,9 @@ class Repository:
             self._check_references(resource_type, references)
 
     def _require_visible(self, rid: int, resource_type: str, resource_id: str) -> None:
-        """A client limited to some organizations changes only what it can see: anything
-        else answers 404 like an unknown id (store/access.py), deleted resources included."""
+        """A client limited to some organizations reads and changes only what it can see:
+        anything else answers 404 like an unknown id (store/access.py), deleted resources
+        included."""
         if restricted() is not None and not visible(self.conn, rid, query.execute):
             raise NotFound(f"{resource_type}/{resource_id} is not known.")
 

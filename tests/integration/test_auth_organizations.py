@@ -83,11 +83,23 @@ def test_batch_reads_answer_404_outside_the_organization(
     batch = {"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": "Patient/pa"}},
         {"request": {"method": "GET", "url": "Patient/pb"}}]}
+    batch["entry"].append({"request": {"method": "GET", "url": "Patient/nobody"}})
     answer = auth_http.post("/fhir", json=batch, headers=world["a"])
-    assert answer.status_code == 404, answer.text
-    assert answer.json()["issue"][0]["code"] == "not-found"
-    batch["entry"] = batch["entry"][:1]
-    assert auth_http.post("/fhir", json=batch, headers=world["a"]).status_code == 200
+    assert answer.status_code == 200, answer.text
+    own, others, unknown = answer.json()["entry"]
+    assert own["response"]["status"].startswith("200")
+    # B's patient answers exactly as a patient that does not exist: nothing leaks.
+    assert others["response"]["status"] == unknown["response"]["status"] == "404"
+    assert [i["code"] for i in others["response"]["outcome"]["issue"]] == ["not-found"]
+    deleted = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "CarePlan/plan-b-old"}}]}
+    _put(auth_http, world["admin"], _plan("plan-b-old", "pb"))
+    assert auth_http.delete("/fhir/CarePlan/plan-b-old", headers=world["admin"]
+                            ).status_code in (200, 204)
+    entry = auth_http.post("/fhir", json=deleted, headers=world["a"]).json()["entry"][0]
+    assert entry["response"]["status"] == "404"  # not 410: never known to A
+    transaction = {**batch, "type": "transaction", "entry": batch["entry"][1:2]}
+    assert auth_http.post("/fhir", json=transaction, headers=world["a"]).status_code == 404
 
 
 def test_searches_counts_and_includes_leave_others_out(auth_http: TestClient,

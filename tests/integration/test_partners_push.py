@@ -57,6 +57,15 @@ def _push_one(api: TestClient, partner: httpx.Client) -> tuple[str, str]:
     return f"/fhir/CarePlan/{local['id']}", f"/CarePlan/{pushed[0]['resource']['id']}"
 
 
+def _pushing_worker(sync_app: Any, api: TestClient, partner_gateway: LiveServer
+                    ) -> WorkerThread:
+    """Partner "b" registered both ways, and a worker that pushes but only pulls when
+    asked (``$pull``)."""
+    _register(api, partner_gateway.base)
+    settings = sync_app.state.settings.model_copy(update={"partner_pull_seconds": 3600})
+    return WorkerThread(sync_app.state.database, settings)
+
+
 def _change_at_partner_and_pull(api: TestClient, partner: httpx.Client,
                                 copy_path: str) -> None:
     """The partner edits its copy; pulling brings that version here."""
@@ -68,9 +77,7 @@ def _change_at_partner_and_pull(api: TestClient, partner: httpx.Client,
 def test_an_old_delivery_sent_again_does_not_overwrite_the_partners_newer_version(
         sync_app: Any, api: TestClient, partner_gateway: LiveServer,
         partner: httpx.Client) -> None:
-    _register(api, partner_gateway.base)
-    settings = sync_app.state.settings.model_copy(update={"partner_pull_seconds": 3600})
-    with WorkerThread(sync_app.state.database, settings):
+    with _pushing_worker(sync_app, api, partner_gateway):
         path, copy_path = _push_one(api, partner)
         _change_at_partner_and_pull(api, partner, copy_path)
         [first] = _deliveries(api)
@@ -88,9 +95,7 @@ def test_an_old_delivery_sent_again_does_not_overwrite_the_partners_newer_versio
 def test_a_local_edit_keeping_the_partners_source_is_pushed(
         sync_app: Any, api: TestClient, partner_gateway: LiveServer,
         partner: httpx.Client) -> None:
-    _register(api, partner_gateway.base)
-    settings = sync_app.state.settings.model_copy(update={"partner_pull_seconds": 3600})
-    with WorkerThread(sync_app.state.database, settings):
+    with _pushing_worker(sync_app, api, partner_gateway):
         path, copy_path = _push_one(api, partner)
         _change_at_partner_and_pull(api, partner, copy_path)
         pulled = api.get(path).json()
