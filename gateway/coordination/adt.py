@@ -17,7 +17,6 @@ from gateway.mapping.adt import MappedAdt, copy_of
 from gateway.mapping.issues import MappingIssue
 from gateway.rest.interactions import FhirService
 from gateway.store import query
-from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
 
 
@@ -41,7 +40,7 @@ class AdtWorkflow:
         """Apply ``mapped``. ``history`` (the visit's messages in event-time order, this one
         included) is given when the message is older than one already applied: the
         Encounter is then rebuilt from the whole sequence instead of regressed."""
-        resolver = Resolver(self.service, repo, self.base, source, model_checked=True)
+        resolver = Resolver(self.service, repo, self.base, source)
         result = AdtResult(issues=list(mapped.issues))
         if mapped.action == "merge-patient":
             self._merge(resolver, mapped, result)
@@ -91,15 +90,12 @@ class AdtWorkflow:
     def _write(repo: Repository, encounter_id: str | None,
                body: dict[str, Any]) -> tuple[str, int]:
         """Write the folded Encounter: the stored state, the mapping's Encounter elements
-        (validated as an Encounter when mapped) and references of the fold's making, so
-        the model pass is not repeated (``prepare``'s ``model_checked``)."""
+        and references of the fold's making."""
         if encounter_id is None:
-            ready = prepare(body, repo.base_url, model_checked=True)
-            stored = repo.create(body, prepared=ready).resource
+            stored = repo.create(body).resource
         else:
             body["id"] = encounter_id
-            ready = prepare(body, repo.base_url, model_checked=True)
-            stored = repo.update("Encounter", encounter_id, body, prepared=ready).resource
+            stored = repo.update("Encounter", encounter_id, body).resource
         return stored.id, stored.version_id
 
     def _merge(self, resolver: Resolver, mapped: MappedAdt, result: AdtResult) -> None:

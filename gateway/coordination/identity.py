@@ -15,7 +15,6 @@ from typing import Any
 
 from gateway.errors import MultipleMatches
 from gateway.rest.interactions import FhirService
-from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
 
 
@@ -27,9 +26,6 @@ class Resolver:
     repo: Repository
     base: str
     source: str | None = None
-    # The bodies to create were validated against their R4B models already (the ADT
-    # mapping's output): see ``store.prepare.prepare``. Merged Patients are always checked.
-    model_checked: bool = False
 
     def find(self, resource_type: str, identifiers: list[dict[str, Any]]) -> list[str]:
         """Ids of the resources holding any of ``identifiers``, first identifier first."""
@@ -114,9 +110,7 @@ class Resolver:
         return patient_id, body
 
     def _create(self, resource: dict[str, Any]) -> str:
-        body = self._stamped(resource)
-        ready = prepare(body, self.repo.base_url, model_checked=self.model_checked)
-        return self.repo.create(body, prepared=ready).resource.id
+        return self.repo.create(self._stamped(resource)).resource.id
 
     def _stamped(self, resource: dict[str, Any]) -> dict[str, Any]:
         if self.source:

@@ -1,7 +1,9 @@
 """Parse and validate resources once, on the way in.
 
 Structure and datatypes are checked by the ``fhir.resources.R4B`` models (wire-compatible with
-R4 4.0.1 for the types they share); codes with a required binding by ``codes.check_codes``.
+R4 4.0.1 for the types they share): first by ``structure.conforms``, compiled from those models
+and about ten times faster, then, only when it refuses, by the model itself, whose answer and
+error messages decide. Codes with a required binding are checked by ``codes.check_codes``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from gateway.errors import InvalidRequest, InvalidResource
+from gateway.fhir.structure import conforms
 from gateway.fhir.types import is_resource_type, is_valid_id, model_class
 
 
@@ -48,18 +51,16 @@ def check_resource_type(resource: dict[str, Any], expected: str | None = None) -
     return found
 
 
-def validate_resource(resource: dict[str, Any], *, model: bool = True) -> None:
-    """Raise ``InvalidResource`` listing every fault, each with its FHIRPath expression.
-    ``model=False`` leaves out the R4B model pass, for resources assembled only from parts
-    that passed it already (see ``store.prepare.prepare``)."""
+def validate_resource(resource: dict[str, Any]) -> None:
+    """Raise ``InvalidResource`` listing every fault, each with its FHIRPath expression."""
     resource_type = check_resource_type(resource)
     rid = resource.get("id")
     if rid is not None and (not isinstance(rid, str) or not is_valid_id(rid)):
         raise InvalidResource(f"Invalid id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .",
                               expression=[f"{resource_type}.id"])
     _check_characters(resource_type, resource)
-    model_type = model_class(resource_type) if model else None
-    if model_type is not None:
+    model_type = model_class(resource_type)
+    if model_type is not None and not conforms(resource):
         try:
             model_type.model_validate(resource)
         except ValidationError as error:

@@ -7,9 +7,8 @@ into stored, versioned resources (ids, references, event order) is the coordinat
 work. Unknown codes are kept as the original coding and text and reported as issues.
 
 Why dicts and not the model objects: the store takes JSON-shaped resources, and dumping a
-model back to JSON cost more than validating it. Validation is remembered per content
-(``_VALID``), since the same wards, doctors and facilities recur in message after message;
-the Repository validates whatever is written once more, as it does every write.
+model back to JSON cost more than validating it. Validation is the compiled structural check
+(``gateway.fhir.structure``), with the model itself only when that check refuses.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from pydantic import ValidationError
 
+from gateway.fhir.structure import conforms
 from gateway.mapping import v2types
 from gateway.mapping.header import Header, read_header
 from gateway.mapping.issues import MappingError, MappingIssue, MessageRejected
@@ -352,20 +352,12 @@ class _Context:
         return data
 
 
-# Contents already found valid, per model; cleared when full (a bound, not an LRU: the
-# recurring wards and doctors come back at once).
-_VALID: dict[tuple[Any, bytes], None] = {}
-_VALID_MAX = 4096
-
-
 def _validate(model: Any, data: Resource) -> None:
-    key = (model, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
-    if key in _VALID:
+    """The compiled structural check first; the R4B model, whose errors name the element at
+    fault, only when that check refuses."""
+    if data.get("resourceType") == model.get_resource_type() and conforms(data):
         return
     model.model_validate(data)
-    if len(_VALID) >= _VALID_MAX:
-        _VALID.clear()
-    _VALID[key] = None
 
 
 def _assign(target: dict[str, Any], path: str, value: Any) -> None:

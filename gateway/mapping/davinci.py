@@ -16,6 +16,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
+from gateway.fhir.structure import conforms
 from gateway.mapping.issues import MappingError, MessageRejected
 
 EVENT_SYSTEM = "http://hl7.org/fhir/us/davinci-alerts/CodeSystem/notification-event"
@@ -79,6 +80,8 @@ def read_notification(bundle: dict[str, Any]) -> Notification:
 def _validate(bundle: dict[str, Any]) -> None:
     if bundle.get("resourceType") != "Bundle":
         raise MessageRejected("The body must be a FHIR Bundle.", location="Bundle")
+    if conforms(bundle):
+        return
     try:
         Bundle.model_validate(bundle)
     except (ValidationError, ValueError) as error:

@@ -30,17 +30,9 @@ class Prepared:
     base_url: str
 
 
-def prepare(resource: dict[str, Any], base_url: str, *,
-            model_checked: bool = False) -> Prepared:
-    """Validate ``resource`` (InvalidResource on any fault) and derive what the write needs.
-
-    ``model_checked``: the caller assembled ``resource`` only from parts already validated
-    against their R4B models plus references and codes of its own making (the ADT mapping's
-    output folded into an Encounter: ``coordination/adt.py``), so the model pass, the
-    largest cost of a write, is not repeated; id, characters and required codes are still
-    checked. Never for a resource received from outside. The integration tests validate
-    every version such writes store (tests/conftest.py)."""
-    validate_resource(resource, model=not model_checked)
+def prepare(resource: dict[str, Any], base_url: str) -> Prepared:
+    """Validate ``resource`` (InvalidResource on any fault) and derive what the write needs."""
+    validate_resource(resource)
     references = local_references(resource, base_url)
     rows = index_rows(resource["resourceType"], resource, base_url)
     return Prepared(resource, references, rows, base_url)
