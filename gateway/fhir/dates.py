@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 INFINITY = 1.0e12  # year ~33,658: beyond any FHIR date, and portable to SQL floats
 _EPSILON = 1e-6
@@ -21,8 +22,11 @@ _PATTERN = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)
 def parse_range(value: str) -> tuple[float, float] | None:
-    """The interval a date/dateTime/instant string covers, or None if it is not one."""
+    """The interval a date/dateTime/instant string covers, or None if it is not one.
+    Remembered: the same birth dates, admission days and plan periods recur write after
+    write, and search indexing reads every date of every resource written."""
     match = _PATTERN.match(value)
     if match is None:
         return None
@@ -66,8 +70,10 @@ def _time_range(match: re.Match[str], year: int, month: int, day: int) -> tuple[
 def period_range(period: dict[str, object]) -> tuple[float, float] | None:
     """The interval of a Period; a missing start or end is open."""
     start, end = period.get("start"), period.get("end")
-    low = parse_range(start)[0] if isinstance(start, str) and parse_range(start) else -INFINITY
-    high = parse_range(end)[1] if isinstance(end, str) and parse_range(end) else INFINITY
+    low_range = parse_range(start) if isinstance(start, str) else None
+    high_range = parse_range(end) if isinstance(end, str) else None
+    low = low_range[0] if low_range else -INFINITY
+    high = high_range[1] if high_range else INFINITY
     if low == -INFINITY and high == INFINITY:
         return None
     return low, high

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from gateway.fhir.dates import parse_range, period_range
@@ -21,8 +22,12 @@ _MAX_URI = 1024
 IndexRows = dict[str, list[dict[str, Any]]]
 
 
+@lru_cache(maxsize=16384)
 def normalize(text: str) -> str:
-    """Case- and accent-insensitive form used by string search (R4 search.html#string)."""
+    """Case- and accent-insensitive form used by string search (R4 search.html#string).
+    Remembered: names, cities and codes recur across the resources written."""
+    if text.isascii():
+        return text.casefold()[:_MAX_STRING]
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.casefold()[:_MAX_STRING]
