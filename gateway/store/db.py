@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 
-from gateway.store.reader import Reader
+from gateway.store.reader import Reader, add_pg_session_options
 from gateway.store.statements import Statements
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,11 @@ class Database:
         return engine
 
     def _pg_engine(self, pool_size: int) -> Engine:
-        return create_engine(self.url, pool_size=pool_size, max_overflow=pool_size * 2,
-                             pool_pre_ping=True, hide_parameters=_hide_parameters())
+        engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size * 2,
+                               pool_pre_ping=True, hide_parameters=_hide_parameters())
+        event.listen(engine, "do_connect",
+                     lambda _dialect, _record, _cargs, params: add_pg_session_options(params))
+        return engine
 
     def begin_write(self, connection: Connection) -> None:
         """Open a write transaction that holds the write lock from its first statement.

@@ -8,16 +8,21 @@ for the rows it read: a crash rolls both back and the next run reads the same ro
 Sequence gaps. On PostgreSQL a transaction takes its ``outbox.seq`` when it inserts and may
 commit after a later one, so "seq > cursor" alone could skip a row that becomes visible
 later. A reader therefore only consumes a contiguous run of sequence numbers after its
-cursor. When it meets a gap it takes ``LOCK TABLE outbox IN SHARE MODE``, which waits for
-every transaction that has inserted outbox rows to finish; a gap still present then is a
-rolled-back transaction and is passed for good. On SQLite, write transactions are
-serialized, so gaps are always final.
+cursor: the rows before a gap at once, and nothing while the gap is right after the cursor,
+since the transaction holding it usually commits within milliseconds (and its commit wakes
+the consumers). Only a gap still there after ``GAP_GRACE_SECONDS`` makes the reader take
+``LOCK TABLE outbox IN SHARE MODE``, which waits for every transaction that has inserted
+outbox rows to finish; a gap still present then is a rolled-back transaction and is passed
+for good. Taking that lock at every gap, as writers raced each other, held all writers up
+behind it: most of a concurrent PostgreSQL write load's time. On SQLite, write transactions
+are serialized, so gaps are always final.
 
 Retention. Rows are dropped only when every consumer in ``CONSUMERS`` has read them.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import delete, select, text, update
@@ -32,6 +37,7 @@ C = sync_cursor_table.c
 ROUTER = "router"
 WORKFLOWS = "workflows"
 CONSUMERS = (ROUTER, WORKFLOWS)
+GAP_GRACE_SECONDS = 0.5
 
 
 class OutboxCursor:
@@ -41,6 +47,7 @@ class OutboxCursor:
         self.db = db
         self.name = name
         self.batch_size = batch_size
+        self._gap: tuple[int, float] | None = None  # (position, when first met)
 
     def has_work(self) -> bool:
         """A cheap read-only look: are there outbox rows after the cursor?"""
@@ -65,9 +72,19 @@ class OutboxCursor:
     def rows(self, conn: Connection, position: int) -> list[Any]:
         """The next gap-free run of outbox rows after ``position`` (see module docstring)."""
         rows = self._read(conn, position)
-        if self.db.is_sqlite or _contiguous(rows, position):
+        if self.db.is_sqlite:
             return rows
+        run = _contiguous_run(rows, position)
+        if run or not rows:
+            self._gap = None
+            return run
+        now = time.monotonic()
+        if self._gap is None or self._gap[0] != position:
+            self._gap = (position, now)
+        if now - self._gap[1] < GAP_GRACE_SECONDS:
+            return []
         conn.execute(text("LOCK TABLE outbox IN SHARE MODE"))
+        self._gap = None
         return self._read(conn, position)
 
     def advance(self, conn: Connection, position: int) -> None:
@@ -94,6 +111,9 @@ def prune_outbox(conn: Connection, before: float) -> int:
         OB.seq <= position, OB.created_at < before)).rowcount
 
 
-def _contiguous(rows: list[Any], position: int) -> bool:
-    """Whether the rows are exactly position+1, position+2, ... (no sequence gap)."""
-    return all(row.seq == position + offset for offset, row in enumerate(rows, start=1))
+def _contiguous_run(rows: list[Any], position: int) -> list[Any]:
+    """The leading rows that are exactly position+1, position+2, ... (up to a gap)."""
+    for offset, row in enumerate(rows):
+        if row.seq != position + offset + 1:
+            return rows[:offset]
+    return rows

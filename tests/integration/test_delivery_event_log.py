@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from gateway.coordination.runner import workflow_runner
 from gateway.store.db import Database
+from gateway.store.outbox import GAP_GRACE_SECONDS
 from gateway.store.tables import outbox_table, sync_event_table, sync_subscription_table
 from gateway.store.uow import UnitOfWork
 from gateway.sync.router import Router, prune, prune_outbox
@@ -92,8 +93,10 @@ def test_criteria_matching_agrees_with_search(sync_app: Any, api: TestClient) ->
 @pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite serializes writers: no gaps")
 def test_a_later_commit_does_not_overtake_an_open_transaction(sync_app: Any,
                                                               api: TestClient) -> None:
-    """PostgreSQL: a transaction holding a lower outbox seq commits after a higher one; the
-    router waits for it instead of skipping it, and passes a rolled-back gap."""
+    """PostgreSQL: a transaction holding a lower outbox seq commits after a higher one. The
+    router neither skips its row nor holds writers up: it routes nothing past the gap at
+    first, then, once the gap has lasted ``GAP_GRACE_SECONDS``, waits for the open
+    transaction, and passes a rolled-back gap for good."""
     db = sync_app.state.database
     everything = _subscribe(api, "Encounter")
     alice = new_patient(api)
@@ -103,14 +106,18 @@ def test_a_later_commit_does_not_overtake_an_open_transaction(sync_app: Any,
     slow = UnitOfWork(db).__enter__()
     early = slow.repository.create(encounter(alice)).resource.id
     late = api.post("/fhir/Encounter", json=encounter(alice)).json()["id"]
-    routed = threading.Thread(target=Router(db).run_until_idle)
+    router = Router(db)
+    assert router.run_until_idle() == 0  # the later commit does not overtake
+    assert _events(db, everything) == []
+    time.sleep(GAP_GRACE_SECONDS)
+    routed = threading.Thread(target=router.run_until_idle)
     routed.start()
     time.sleep(0.3)
     assert routed.is_alive()  # waiting for the open transaction, not skipping its row
     slow.commit()
     slow.__exit__(None, None, None)
     routed.join(timeout=10)
-    Router(db).run_until_idle()
+    router.run_until_idle()
     assert [(n, i) for n, _, i, _ in _events(db, everything)] == [(1, early), (2, late)]
 
 
