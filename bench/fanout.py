@@ -8,7 +8,8 @@ What it does, and why each step is there:
    ``--database postgresql`` a throwaway ``bench_<random>`` database) with its in-process
    delivery worker, plus ``--extra-workers`` ``gateway worker`` processes.
 2. Registers ``--endpoints`` criteria Subscriptions (``Encounter``, rest-hook), each with its
-   own endpoint URL on the receiver, and waits for every handshake.
+   own endpoint URL on the receiver, and waits for every handshake and until every
+   Subscription is ``active``.
 3. **One event to N endpoints**: ``--events`` times, creates one Encounter and waits until all
    endpoints have received it; latency = receipt time - the Encounter's ``meta.lastUpdated``
    (stamped in the committing transaction), so it runs from commit to receipt.
@@ -163,7 +164,24 @@ def subscribe(client: httpx.Client, receiver: Server, count: int, timeout: float
         if created.status_code != 201:
             raise BenchError(f"Subscription refused: {created.status_code} {created.text}")
     wait_receipts(receiver, count, timeout, "handshakes")
+    wait_active(client, count, timeout)
     reset(receiver)
+
+
+def wait_active(client: httpx.Client, count: int, timeout: float) -> None:
+    """Until every Subscription is active: the gateway records each handshake (and routes
+    the Subscription's new version) after the receiver has answered it, and the measured
+    events must not queue behind that setup work."""
+    deadline = time.monotonic() + timeout
+    while True:
+        bundle = client.get("/fhir/Subscription",
+                            params={"status": "active", "_summary": "count"}).json()
+        if bundle.get("total", 0) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{bundle.get('total')} of {count} Subscriptions active "
+                             f"in {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def encounter(patient: str) -> dict[str, Any]:
