@@ -8,7 +8,8 @@ What it does, and why each step is there:
    ``--database postgresql`` a throwaway ``bench_<random>`` database) with its in-process
    delivery worker, plus ``--extra-workers`` ``gateway worker`` processes.
 2. Registers ``--endpoints`` criteria Subscriptions (``Encounter``, rest-hook), each with its
-   own endpoint URL on the receiver, and waits for every handshake.
+   own endpoint URL on the receiver, and waits for every handshake and until every
+   Subscription is ``active``.
 3. **One event to N endpoints**: ``--events`` times, creates one Encounter and waits until all
    endpoints have received it; latency = receipt time - the Encounter's ``meta.lastUpdated``
    (stamped in the committing transaction), so it runs from commit to receipt.
@@ -34,6 +35,7 @@ import os
 import platform
 import shlex
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from bench.servers import (
     BenchError,
@@ -55,6 +58,7 @@ from bench.servers import (
     run_with_cleanup,
     spawn,
     start_server,
+    start_tcp_server,
     stop_group,
 )
 
@@ -111,9 +115,11 @@ def start(args: argparse.Namespace, tmp: Path, cleanup: Cleanup) -> tuple[Server
     port = free_port()
     env = _gateway_env(database_url, port, args.env)
     run_checked([sys.executable, "-m", "gateway", "migrate"], env=env, cwd=tmp)
-    receiver = start_server("receiver", "bench.fanout_receiver:create_app", port=free_port(),
-                            workers=1, env=dict(os.environ), cwd=tmp, app_dir=ROOT,
-                            ready_path="/receipts", cleanup=cleanup)
+    receiver_port = free_port()
+    receiver = start_tcp_server(
+        "receiver", [sys.executable, "-m", "bench.fanout_receiver", "--port", str(receiver_port)],
+        port=receiver_port, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp,
+        cleanup=cleanup)
     gateway = start_server("gateway", "gateway.app:create_app", port=port, workers=1,
                            env=env, cwd=tmp, app_dir=ROOT, ready_path="/fhir/metadata",
                            cleanup=cleanup)
@@ -158,7 +164,24 @@ def subscribe(client: httpx.Client, receiver: Server, count: int, timeout: float
         if created.status_code != 201:
             raise BenchError(f"Subscription refused: {created.status_code} {created.text}")
     wait_receipts(receiver, count, timeout, "handshakes")
+    wait_active(client, count, timeout)
     reset(receiver)
+
+
+def wait_active(client: httpx.Client, count: int, timeout: float) -> None:
+    """Until every Subscription is active: the gateway records each handshake (and routes
+    the Subscription's new version) after the receiver has answered it, and the measured
+    events must not queue behind that setup work."""
+    deadline = time.monotonic() + timeout
+    while True:
+        bundle = client.get("/fhir/Subscription",
+                            params={"status": "active", "_summary": "count"}).json()
+        if bundle.get("total", 0) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{bundle.get('total')} of {count} Subscriptions active "
+                             f"in {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def encounter(patient: str) -> dict[str, Any]:
@@ -217,11 +240,17 @@ def make_patients(client: httpx.Client, count: int) -> list[str]:
 # -- the baseline: the same requests from a bare client -----------------------------------
 
 async def baseline(receiver: Server, args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.endpoints, max_keepalive_connections=args.endpoints)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    """A fair bare sender: one keep-alive httpx client per endpoint (as a sender that keeps a
+    connection pool per destination would; one client shared by 100 busy connections spends
+    its CPU scanning its own pool), on uvloop like the gateway."""
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+    context = ssl.create_default_context()
+    clients = [httpx.AsyncClient(limits=limits, timeout=30.0, verify=context)
+               for _ in range(args.endpoints)]
+    try:
         async def post(number: int) -> None:
-            await client.post(f"{receiver.base}/hook/{number}",
-                              headers={"X-Bench-Sent": repr(time.time())})
+            await clients[number].post(f"{receiver.base}/hook/{number}",
+                                       headers={"X-Bench-Sent": repr(time.time())})
 
         latencies: list[float] = []
         for _ in range(args.events):
@@ -241,6 +270,9 @@ async def baseline(receiver: Server, args: argparse.Namespace) -> dict[str, Any]
         await asyncio.gather(*(sender() for _ in range(args.endpoints)))
         found = await asyncio.to_thread(receipts, receiver)
         await asyncio.to_thread(reset, receiver)
+    finally:
+        for client in clients:
+            await client.aclose()
     last = max(arrived for arrived, *_ in found)
     return {"latencies": latencies, "stream": {"notifications": len(found),
                                                "seconds": last - first,
@@ -310,7 +342,7 @@ def run(args: argparse.Namespace, cleanup: Cleanup) -> int:
         measured["stream"] = stream_phase(client, receiver, args, patients)
     stop_group(gateway_server.process)  # the baseline gets the machine to itself too
     print("baseline: the same requests from a bare httpx client...", flush=True)
-    base = asyncio.run(baseline(receiver, args))
+    base = uvloop.run(baseline(receiver, args))
     targets = report(args, measured, base)
     output = args.output or RESULTS / f"fanout-{args.database}.json"
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         "worker crash it is sent again once this has passed. Keep above the timeout.")
     delivery_batch_size: int = Field(
         default=100, ge=1, description="Notifications one worker sends at once.")
+    delivery_connections_per_destination: int = Field(
+        default=8, ge=1,
+        description="Keep-alive HTTP connections a worker keeps open to one destination.")
     delivery_backoff_base_seconds: float = Field(default=1.0, gt=0)
     delivery_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     delivery_give_up_seconds: float = Field(

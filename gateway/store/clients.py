@@ -127,16 +127,30 @@ def subscription_access(conn: Any, rid: int) -> Access | None:
     """What the client that made a Subscription (its owner tag) may be notified of: None
     for one made without authorization or by an administrator; nothing patient-related for
     a client since removed or disabled."""
+    return subscription_accesses(conn, [rid])[rid]
+
+
+def subscription_accesses(conn: Any, rids: list[int]) -> dict[int, Access | None]:
+    """``subscription_access`` of many Subscriptions in two statements (owners, then their
+    clients), whatever their number: the router reads every subscription each batch."""
     from gateway.store.tables import INDEX_TABLES  # tables.py imports this module
 
     _token = INDEX_TABLES["token"]
-    owner = conn.execute(select(_token.c.code).where(
-        _token.c.rid == rid, _token.c.type == "Subscription", _token.c.param == "_tag",
-        _token.c.system == CLIENT_SYSTEM)).scalar()
+    owners: dict[int, str] = {}
+    for start in range(0, len(rids), 1000):
+        owners.update((rid, code) for rid, code in conn.execute(
+            select(_token.c.rid, _token.c.code).where(
+                _token.c.rid.in_(rids[start:start + 1000]), _token.c.type == "Subscription",
+                _token.c.param == "_tag", _token.c.system == CLIENT_SYSTEM)))
+    clients = {row.client_id: _client(row) for row in conn.execute(select(client_table).where(
+        client_table.c.client_id.in_(sorted(set(owners.values())))))} if owners else {}
+    return {rid: _owner_access(owners.get(rid), clients) for rid in rids}
+
+
+def _owner_access(owner: str | None, clients: dict[str, Client]) -> Access | None:
     if owner is None:
         return None
-    row = conn.execute(select(client_table).where(client_table.c.client_id == owner)).first()
-    client = _client(row) if row is not None else None
+    client = clients.get(owner)
     if client is not None and client.admin and not client.disabled:
         return None
     if client is None or client.disabled:

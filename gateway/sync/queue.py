@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from gateway.store.db import Database
@@ -151,7 +151,7 @@ def _jobs(conn: Connection, ids: list[int]) -> list[Job]:
         .join_from(sync_delivery_table, sync_subscription_table, S.sid == D.sid)
         .outerjoin(sync_event_table, E.pk == D.event_pk)
         .where(D.id.in_(ids)).order_by(D.id))
-    jobs = []
+    jobs, wanted = [], []
     for row in conn.execute(statement):
         job = Job(row.id, row.sid, row.kind, row.notification_id, row.attempts,
                   row.first_failure_at, row.resource_id, row.resource_version, row.endpoint,
@@ -161,10 +161,22 @@ def _jobs(conn: Connection, ids: list[int]) -> list[Job]:
                   row.last_event_number, row.created_at, row.patient, row.timeout_seconds)
         wants_body = row.content in WITH_BODY if row.topic else bool(row.payload)
         if row.rid is not None and wants_body and row.action != "delete":
-            job.body = conn.execute(select(V.body).where(
-                V.rid == row.rid, V.version_id == row.version_id)).scalar()
+            wanted.append((job, (row.rid, row.version_id)))
         jobs.append(job)
+    bodies = _bodies(conn, {key for _, key in wanted})
+    for job, key in wanted:
+        job.body = bodies.get(key)
     return jobs
+
+
+def _bodies(conn: Connection, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored JSON of each (row id, version) wanted, read once in one statement: an
+    event fanned out to many endpoints shares one ``bytes`` object, sent as stored."""
+    if not keys:
+        return {}
+    rows = conn.execute(select(V.rid, V.version_id, V.body).where(
+        tuple_(V.rid, V.version_id).in_(sorted(keys))))
+    return {(rid, version): body for rid, version, body in rows}
 
 
 # -- recording -----------------------------------------------------------------------------
@@ -224,11 +236,13 @@ def _deliver_many(conn: Connection, attempts: list[tuple[Job, Outcome]]) -> None
     conn.execute(update(sync_subscription_table)
                  .where(S.sid.in_(sorted({job.sid for job, _ in attempts})))
                  .values(blocked_until=0.0, last_sent_at=now))
-    conn.execute(update(sync_delivery_table).where(D.id == bindparam("delivery")).values(
-        status="delivered", delivered_at=now, claimed_until=0.0,
-        last_status=bindparam("http_status"), last_error=None), [
-        {"delivery": job.delivery_id, "http_status": outcome.http_status}
-        for job, outcome in attempts])
+    by_status: dict[int | None, list[int]] = {}
+    for job, outcome in attempts:
+        by_status.setdefault(outcome.http_status, []).append(job.delivery_id)
+    for http_status, ids in by_status.items():  # one statement per status (usually one)
+        conn.execute(update(sync_delivery_table).where(D.id.in_(sorted(ids))).values(
+            status="delivered", delivered_at=now, claimed_until=0.0,
+            last_status=http_status, last_error=None))
 
 
 def _record(conn: Connection, db: Database, job: Job, outcome: Outcome, policy: RetryPolicy,

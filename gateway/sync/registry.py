@@ -8,6 +8,7 @@ order); the delivery workers read the channel from it and keep the destination c
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection
 from gateway.errors import GatewayError
 from gateway.search.request import SearchRequest
 from gateway.store.access import Access
-from gateway.store.clients import subscription_access
+from gateway.store.clients import subscription_accesses
 from gateway.store.tables import sync_delivery_table, sync_subscription_table, version_table
 from gateway.sync.criteria import SubscriptionSpec, parse_criteria, parse_subscription
 
@@ -109,10 +110,17 @@ def logging_subscriptions(conn: Connection, base_url: str) -> dict[str, list[Reg
                                S.rid)
                         .where(S.status.in_(LOGGING), S.resource_type != "")
                         .order_by(S.sid)).all()
+    accesses = subscription_accesses(conn, [row.rid for row in rows])
     out: dict[str, list[Registered]] = {}
     for row in rows:
-        request = parse_criteria(row.criteria, base_url)
         out.setdefault(row.resource_type, []).append(
-            Registered(row.sid, row.resource_type, request, row.last_event_number, row.topic,
-                       subscription_access(conn, row.rid)))
+            Registered(row.sid, row.resource_type, _criteria(row.criteria, base_url),
+                       row.last_event_number, row.topic, accesses[row.rid]))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _criteria(criteria: str, base_url: str) -> SearchRequest:
+    """A stored criteria parsed once per process (the router reads the registry every batch;
+    the parsed request is only read, never changed)."""
+    return parse_criteria(criteria, base_url)

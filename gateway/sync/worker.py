@@ -28,6 +28,7 @@ from gateway.coordination.runner import WorkflowRunner, workflow_runner
 from gateway.store.db import Database
 from gateway.sync import messages, push, queue, wakeup
 from gateway.sync.careteam import DAVINCI, REST_WRITE
+from gateway.sync.clients import Clients
 from gateway.sync.delivery_audit import audited
 from gateway.sync.notifications import build
 from gateway.sync.partner_auth import TokenCache
@@ -73,12 +74,17 @@ class DeliveryWorker:
         self.recorder = _Recorder(db, self.policy, self.base_url)
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._route_due = True  # the first pass looks at everything
+        self._routed_at = 0.0  # and then at least once per poll interval, even when busy
+        self.clients: Clients  # opened by run()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a failing pass is logged and retried after a pause.
         Sends under way when it stops are finished (or their leases lapse)."""
-        async with httpx.AsyncClient(transport=self.transport, follow_redirects=False) as client, \
-                self._woken_by_commits(stop):
+        self.clients = Clients(transport=self.transport,
+                               connections=self.settings.delivery_connections_per_destination)
+        client = self.clients.general
+        async with self._woken_by_commits(stop):
             try:
                 while not stop.is_set():
                     self._wake.clear()  # a wake-up from here on ends the next idle wait
@@ -86,6 +92,7 @@ class DeliveryWorker:
                         busy = await self.run_once(client)
                     except Exception:
                         log.exception("delivery pass failed; retrying")
+                        self._route_due = True
                         busy = 0
                     if not busy:
                         await self._idle(stop)
@@ -93,6 +100,7 @@ class DeliveryWorker:
                 await asyncio.gather(*self._sending, return_exceptions=True)
                 if self._pulling is not None:
                     await asyncio.gather(self._pulling, return_exceptions=True)
+                await self.clients.aclose()
 
     @asynccontextmanager
     async def _woken_by_commits(self, stop: asyncio.Event) -> AsyncIterator[None]:
@@ -118,35 +126,49 @@ class DeliveryWorker:
     def _nudge(self) -> None:
         """A commit has completed (db.py tells listeners after COMMIT), so the next pass
         sees its rows."""
+        self._route_due = True
         self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep one poll interval, or less if stopped, woken by a commit, or a send
         finished."""
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        await asyncio.wait(waits, timeout=self.settings.delivery_poll_seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waits, timeout=self.settings.delivery_poll_seconds,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if not done:  # the poll: look at everything (commits elsewhere, retries now due)
+            self._route_due = True
         for waiting in waits:
             waiting.cancel()
         await asyncio.gather(*waits, return_exceptions=True)
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
-        """One pass: apply the transition workflows, route the outbox, queue heartbeats,
-        apply retention, start sends for free slots; the number of rows routed plus sends
-        started."""
-        try:
-            await asyncio.to_thread(self.workflows.run_until_idle)
-            await asyncio.to_thread(self.workflows.sweep_if_due)
-        except Exception:  # workflows retry next pass; notifications must not wait on them
-            log.exception("transition workflows failed; routing and delivery go on")
-        routed = await asyncio.to_thread(self.router.run_until_idle)
-        await asyncio.to_thread(queue.queue_heartbeats, self.db)
-        await asyncio.to_thread(self.router.prune_if_due)
-        self._start_pull_if_due(client)
+        """One pass: when a commit or the poll asked for it, apply the transition workflows,
+        route the outbox, queue heartbeats and apply retention; then start sends for free
+        slots. The number of rows routed plus sends started.
+
+        A pass that only follows finished sends (their records committed, which may have
+        made the next notification of a patient due) skips the routing part: claiming is
+        all that can have changed, so a busy worker makes one claim per group of records
+        rather than a full pass per notification. A worker kept busy still routes at least
+        once per poll interval (a missed NOTIFY, heartbeats, pulls)."""
+        routed = 0
+        now = time.monotonic()
+        if self._route_due or now - self._routed_at >= self.settings.delivery_poll_seconds:
+            self._route_due, self._routed_at = False, now
+            try:
+                await asyncio.to_thread(self.workflows.run_until_idle)
+                await asyncio.to_thread(self.workflows.sweep_if_due)
+            except Exception:  # workflows retry next pass; notifications must not wait
+                log.exception("transition workflows failed; routing and delivery go on")
+            routed = await asyncio.to_thread(self.router.run_until_idle)
+            await asyncio.to_thread(queue.queue_heartbeats, self.db)
+            await asyncio.to_thread(self.router.prune_if_due)
+            self._start_pull_if_due(client)
+            await self.clients.close_idle()
         free = self.settings.delivery_batch_size - len(self._sending)
         jobs = await asyncio.to_thread(queue.claim, self.db, free, self.lease) if free else []
         for job in jobs:
-            task = asyncio.create_task(self._guarded(client, job))
+            task = asyncio.create_task(self._guarded(job))
             self._sending.add(task)
             task.add_done_callback(self._done)
         return routed + len(jobs)
@@ -164,11 +186,14 @@ class DeliveryWorker:
         self._sending.discard(task)
         self._wake.set()
 
-    async def _guarded(self, client: httpx.AsyncClient, job: queue.Job) -> None:
+    async def _guarded(self, job: queue.Job) -> None:
+        client = self.clients.acquire(job.sid)
         try:
             await self._deliver(client, job)
         except Exception:  # not recorded: its lease lapses and it is sent again
             log.exception("delivery %s failed to record", job.delivery_id)
+        finally:
+            self.clients.release(job.sid)
 
     async def _deliver(self, client: httpx.AsyncClient, job: queue.Job) -> None:
         try:
