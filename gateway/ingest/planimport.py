@@ -1,12 +1,14 @@
-"""``gateway import``: plans and rosters from files through ``PlanIngest``, one unit of work
-per record, with a progress bar and a summary of created / updated / unchanged / failed.
-Each failed record is reported with its ``file:line`` (or ``file:#n`` in a JSON array) and
-the JSON pointer of the fault; the others are imported."""
+"""``gateway import``: plans and rosters from files through ``PlanIngest``, each record in a
+savepoint of its own, many to a transaction (group commit), with a progress bar and a
+summary of created / updated / unchanged / failed. Each failed record is reported with its
+``file:line`` (or ``file:#n`` in a JSON array) and the JSON pointer of the fault; the others
+are imported."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.ingest.planfiles import Record, read_records
-from gateway.ingest.plans import CARETEAM, PlanIngest
+from gateway.ingest.plans import CARETEAM, PlanIngest, PlanReply, answer
 from gateway.ingest.setup import mappings_dir
 from gateway.rest.interactions import FhirService
 from gateway.store.db import Database
 from gateway.store.migrate import alembic_config, current, upgrade
 
 FAILED = "failed"
+# Documents queued on the writer ahead of the one being counted: enough to fill its batches
+# (store/writer.py, 64 a transaction) while the next ones are mapped.
+WINDOW = 256
 
 
 @dataclass
@@ -41,26 +46,48 @@ class ImportSummary:
 
 def import_files(ingest: PlanIngest, paths: list[Path], *, progress: bool = True,
                  echo: Callable[[str], None] = print) -> ImportSummary:
-    """Import every record of ``paths``; failures are echoed as they happen."""
+    """Import every record of ``paths``; failures are echoed as they happen, in file order.
+
+    Records are queued on the store's writer ``WINDOW`` at a time while the next ones are
+    read and mapped, so many documents share one transaction and one commit, each in a
+    savepoint of its own (a failed one is kept with its reason and the others stay); a
+    record is counted only once the commit that stored it is done."""
     # Rosters first: a plan's CarePlan.careTeam can only name a roster already stored.
     records = sorted(read_records(paths), key=lambda r: r.kind != CARETEAM)
     summary = ImportSummary()
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("import", total=len(records))
-        for record in records:
-            outcome = _import_one(ingest, record, summary)
-            if outcome == FAILED:
+        queued: deque[tuple[Record, Future[PlanReply | GatewayError] | None]] = deque()
+
+        def settle_oldest() -> None:
+            record, future = queued.popleft()
+            if _count(record, future, summary) == FAILED:
                 (bar.console.print if progress else echo)(summary.failures[-1])
             bar.advance(task)
+
+        for record in records:
+            queued.append((record, _submit(ingest, record)))
+            if len(queued) >= WINDOW:
+                settle_oldest()
+        while queued:
+            settle_oldest()
     return summary
 
 
-def _import_one(ingest: PlanIngest, record: Record, summary: ImportSummary) -> str:
+def _submit(ingest: PlanIngest,
+            record: Record) -> Future[PlanReply | GatewayError] | None:
     if record.error or record.kind is None:
+        return None
+    return ingest.submit(record.raw, record.kind)
+
+
+def _count(record: Record, future: Future[PlanReply | GatewayError] | None,
+           summary: ImportSummary) -> str:
+    if future is None:
         return _failed(summary, f"{record.where}: {record.error}")
     try:
-        reply = ingest.receive(record.raw, record.kind)
+        reply = answer(future.result())
     except GatewayError as error:
         return _failed(summary, _describe(record, error))
     summary.counts[reply.outcome] += 1

@@ -108,3 +108,37 @@ def test_ndjson_and_json_failures_name_their_records(client: TestClient, run: An
     assert f"{array}:#2: /members: is required" in result.output
     assert "2 created, 0 updated, 0 unchanged, 4 failed" in result.output
     assert [p["identifier"][0]["value"] for p in search(client, "CarePlan")] == ["CP-1001"]
+
+
+def test_a_plan_failing_between_others_is_kept_with_its_reason(
+        app: Any, client: TestClient, run: Any, tmp_path: Path) -> None:
+    """Records of a file are committed many to a transaction, each in a savepoint: the
+    middle plan cannot be applied (its coordinator matches two Practitioners), so it alone
+    is undone, reported with its line and kept with its reason; it is replayed later."""
+    from gateway.ingest.inbox import Inbox
+
+    npi = {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1999999999"}
+    twins = [client.post("/fhir/Practitioner", json={"resourceType": "Practitioner",
+                                                      "identifier": [npi]}) for _ in range(2)]
+    plans = []
+    for number in (1, 2, 3):
+        plan = example("careplan")
+        plan["planId"] = f"CP-F{number}"
+        if number == 2:
+            plan["coordinator"] = {"npi": npi["value"]}
+        plans.append(json.dumps(plan))
+    path = tmp_path / "plans.ndjson"
+    path.write_text("\n".join(plans) + "\n")
+    result = run(str(path))
+    assert result.exit_code == 1
+    assert f"{path}:2: More than one Practitioner has the identifier" in result.output
+    assert "2 created, 0 updated, 0 unchanged, 1 failed" in result.output
+    assert sorted(p["identifier"][0]["value"] for p in search(client, "CarePlan")) == [
+        "CP-F1", "CP-F3"]
+    assert len(search(client, "Patient")) == 1
+    failed = Inbox(app.state.database).list("error")
+    assert len(failed) == 1 and "More than one Practitioner" in (failed[0].error or "")
+    assert json.loads(failed[0].raw)["planId"] == "CP-F2"
+    client.delete(f"/fhir/Practitioner/{twins[1].json()['id']}")
+    assert client.post(f"/ingest/messages/{failed[0].id}/$replay").status_code == 201
+    assert len(search(client, "CarePlan")) == 3
