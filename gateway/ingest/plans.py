@@ -28,7 +28,7 @@ from gateway.ingest.inbox import source_uri
 from gateway.mapping.careplan import map_careplan
 from gateway.mapping.careteam import map_careteam
 from gateway.mapping.issues import MappingIssue
-from gateway.mapping.plancommon import MappedDocument
+from gateway.mapping.plancommon import MappedDocument, check_models
 from gateway.mapping.planrules import PlanMappings
 from gateway.mapping.planschema import SourceDocumentInvalid
 from gateway.rest.interactions import FhirService
@@ -69,6 +69,7 @@ class PlanIngest:
                  base: str = "") -> None:
         self.db = db
         self.inbox = ib.Inbox(db)
+        self.mappings_dir = mappings
         self.rules = PlanMappings.load(mappings)
         self.workflow = PlanWorkflow(service, base)
         self.writer = service.writer
@@ -85,7 +86,12 @@ class PlanIngest:
         that commit: to the reply, or to the error the document was kept with."""
         if kind not in KINDS:
             raise NotFound(f"Unknown document kind {kind!r}; one of {', '.join(KINDS)}.")
-        outcome = self._map(raw, kind)
+        return self.submit_mapped(raw, kind, self._map(raw, kind))
+
+    def submit_mapped(self, raw: bytes, kind: str,
+                      outcome: MappedDocument | _Failure) -> Future[PlanReply | GatewayError]:
+        """``submit`` for a document mapped already (``map_document``, e.g. in a worker
+        process of ``gateway import``)."""
         return self.writer.submit(
             lambda repo: self._store_and_settle(repo, raw, kind, outcome), self.base)
 
@@ -156,22 +162,7 @@ class PlanIngest:
         raise AssertionError("unreachable")
 
     def _map(self, raw: bytes, kind: str) -> MappedDocument | _Failure:
-        """The mapped document, or why it is refused (pure: before the transaction)."""
-        try:
-            document = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            return _Failure(InvalidRequest(f"The body is not valid JSON: {error}",
-                                            code="structure", expression=["/"]))
-        try:
-            if kind == CAREPLAN:
-                return map_careplan(self.rules.careplan, document)
-            return map_careteam(self.rules.careteam, document)
-        except GatewayError as error:
-            return _Failure(error)
-        except Exception as error:  # a mapping bug: kept (replayable after the fix), a 500
-            log.exception("mapping a %s failed", kind)
-            return _Failure(GatewayError(f"Internal error: {type(error).__name__}: {error}"),
-                            ib.ERROR)
+        return map_document(self.rules, raw, kind)
 
     def _apply(self, repo: Repository, message_id: int, mapped: MappedDocument) -> PlanReply:
         """The document's writes on ``repo`` (a Repository of its own: deferred reference
@@ -191,6 +182,26 @@ class PlanIngest:
         self.inbox.finish(repo.conn, message_id, status=status, ack_code=code,
                           ack=error.message, error=error.message[:2000], location=location)
         return error
+
+
+def map_document(rules: PlanMappings, raw: bytes, kind: str) -> MappedDocument | _Failure:
+    """The mapped document with its models checked, or why it is refused (pure: before the
+    transaction, in any thread or process)."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return _Failure(InvalidRequest(f"The body is not valid JSON: {error}",
+                                       code="structure", expression=["/"]))
+    try:
+        if kind == CAREPLAN:
+            return check_models(map_careplan(rules.careplan, document))
+        return check_models(map_careteam(rules.careteam, document))
+    except GatewayError as error:
+        return _Failure(error)
+    except Exception as error:  # a mapping bug: kept (replayable after the fix), a 500
+        log.exception("mapping a %s failed", kind)
+        return _Failure(GatewayError(f"Internal error: {type(error).__name__}: {error}"),
+                        ib.ERROR)
 
 
 @dataclass(frozen=True)
