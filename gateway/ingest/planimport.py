@@ -6,10 +6,14 @@ are imported."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import Counter, deque
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
@@ -18,16 +22,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.ingest.planfiles import Record, read_records
-from gateway.ingest.plans import CARETEAM, PlanIngest, PlanReply, answer
+from gateway.ingest.plans import CARETEAM, PlanIngest, PlanReply, answer, map_document
 from gateway.ingest.setup import mappings_dir
+from gateway.mapping.plancommon import MappedDocument
+from gateway.mapping.planrules import PlanMappings
 from gateway.rest.interactions import FhirService
 from gateway.store.db import Database
 from gateway.store.migrate import alembic_config, current, upgrade
 
 FAILED = "failed"
+log = logging.getLogger("gateway.ingest.planimport")
 # Documents queued on the writer ahead of the one being counted: enough to fill its batches
 # (store/writer.py, 64 a transaction) while the next ones are mapped.
 WINDOW = 256
+# Fewer records are mapped inline: starting a worker process costs about a second.
+POOL_MIN = 500
 
 
 @dataclass
@@ -45,18 +54,22 @@ class ImportSummary:
 
 
 def import_files(ingest: PlanIngest, paths: list[Path], *, progress: bool = True,
-                 echo: Callable[[str], None] = print) -> ImportSummary:
+                 echo: Callable[[str], None] = print,
+                 processes: int | None = None) -> ImportSummary:
     """Import every record of ``paths``; failures are echoed as they happen, in file order.
 
-    Records are queued on the store's writer ``WINDOW`` at a time while the next ones are
-    read and mapped, so many documents share one transaction and one commit, each in a
-    savepoint of its own (a failed one is kept with its reason and the others stay); a
-    record is counted only once the commit that stored it is done."""
+    Records are mapped (schema, mapping, R4B models: pure work) in a worker process when
+    there are ``processes`` (by default one when the machine has a core to spare and the
+    files hold at least ``POOL_MIN`` records), while this process writes; they are queued
+    on the store's writer ``WINDOW`` at a time, so many documents share one transaction and
+    one commit, each in a savepoint of its own (a failed one is kept with its reason and the
+    others stay); a record is counted only once the commit that stored it is done."""
     # Rosters first: a plan's CarePlan.careTeam can only name a roster already stored.
     records = sorted(read_records(paths), key=lambda r: r.kind != CARETEAM)
     summary = ImportSummary()
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(*columns, disable=not progress, transient=False) as bar, \
+            _Mapper(ingest, _processes(processes, len(records))) as mapper:
         task = bar.add_task("import", total=len(records))
         queued: deque[tuple[Record, Future[PlanReply | GatewayError] | None]] = deque()
 
@@ -66,8 +79,8 @@ def import_files(ingest: PlanIngest, paths: list[Path], *, progress: bool = True
                 (bar.console.print if progress else echo)(summary.failures[-1])
             bar.advance(task)
 
-        for record in records:
-            queued.append((record, _submit(ingest, record)))
+        for record, mapped in zip(records, mapper.map(records), strict=True):
+            queued.append((record, _submit(ingest, record, mapped)))
             if len(queued) >= WINDOW:
                 settle_oldest()
         while queued:
@@ -75,10 +88,73 @@ def import_files(ingest: PlanIngest, paths: list[Path], *, progress: bool = True
     return summary
 
 
-def _submit(ingest: PlanIngest,
-            record: Record) -> Future[PlanReply | GatewayError] | None:
+def _processes(asked: int | None, records: int) -> int:
+    if asked is not None:
+        return asked
+    return 1 if (os.cpu_count() or 1) > 1 and records >= POOL_MIN else 0
+
+
+class _Mapper:
+    """Maps records inline, or in worker processes (spawned: this process has threads)."""
+
+    def __init__(self, ingest: PlanIngest, processes: int) -> None:
+        self.ingest = ingest
+        self.pool = (ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
+                                         initializer=_load_rules, initargs=(ingest.mappings_dir,))
+                     if processes > 0 else None)
+
+    def __enter__(self) -> _Mapper:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def map(self, records: list[Record]) -> Iterator[MappedDocument | None]:
+        """Each record's mapped document, in order; None where it is to be mapped at
+        submission (inline, or a failure whose error is to be built in this process)."""
+        wanted = [r for r in records if not r.error and r.kind is not None]
+        if self.pool is None or not wanted:
+            yield from (None for _ in records)
+            return
+        mapped = self.pool.map(_map_in_worker, [r.raw for r in wanted],
+                               [r.kind for r in wanted], chunksize=16)
+        for record in records:
+            yield self._next(mapped) if not record.error and record.kind is not None else None
+
+    def _next(self, mapped: Iterator[MappedDocument | None]) -> MappedDocument | None:
+        if self.pool is None:
+            return None
+        try:
+            return next(mapped)
+        except BrokenProcessPool:
+            log.error("the mapping process died; mapping in this process from now on")
+            self.pool = None
+            return None
+
+
+_RULES: PlanMappings | None = None
+
+
+def _load_rules(folder: Path) -> None:
+    global _RULES
+    _RULES = PlanMappings.load(folder)
+
+
+def _map_in_worker(raw: bytes, kind: str) -> MappedDocument | None:
+    """A mapped document; None when it cannot be mapped (this process maps it again and
+    builds the error, which need not cross processes)."""
+    assert _RULES is not None
+    outcome = map_document(_RULES, raw, kind)
+    return outcome if isinstance(outcome, MappedDocument) else None
+
+
+def _submit(ingest: PlanIngest, record: Record,
+            mapped: MappedDocument | None) -> Future[PlanReply | GatewayError] | None:
     if record.error or record.kind is None:
         return None
+    if mapped is not None:
+        return ingest.submit_mapped(record.raw, record.kind, mapped)
     return ingest.submit(record.raw, record.kind)
 
 

@@ -142,3 +142,36 @@ def test_a_plan_failing_between_others_is_kept_with_its_reason(
     client.delete(f"/fhir/Practitioner/{twins[1].json()['id']}")
     assert client.post(f"/ingest/messages/{failed[0].id}/$replay").status_code == 201
     assert len(search(client, "CarePlan")) == 3
+
+
+def test_records_mapped_in_a_worker_process_import_the_same(
+        app: Any, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large import maps records in a worker process; the outcome, the failures and
+    their lines are those of mapping inline."""
+    from gateway.api.ingest_plans import plan_ingest
+    from gateway.ingest.planimport import import_files
+
+    class _Request:
+        pass
+
+    request = _Request()
+    request.app = app  # type: ignore[attr-defined]
+    ingest = plan_ingest(request)  # type: ignore[arg-type]
+    bad = example("careplan")
+    bad["planId"] = "CP-BAD"
+    bad["riskFactors"][0]["code"] = ""
+    extra = tmp_path / "extra.ndjson"
+    extra.write_text(json.dumps(bad) + "\n{oops\n")
+    paths = [*sorted(PROGRAM.iterdir()), extra]
+    echoed: list[str] = []
+    inline: list[bytes] = []
+    submit = ingest.submit
+    monkeypatch.setattr(ingest, "submit", lambda raw, kind: inline.append(raw) or
+                        submit(raw, kind))
+    summary = import_files(ingest, paths, progress=False, echo=echoed.append, processes=1)
+    # Only the plan that breaks its schema is mapped again here, to build its error.
+    assert [json.loads(raw)["planId"] for raw in inline] == ["CP-BAD"]
+    assert summary.line() == "10 created, 0 updated, 0 unchanged, 2 failed"
+    assert [line.split(": ")[0] for line in echoed] == [f"{extra}:1", f"{extra}:2"]
+    assert "/riskFactors/0/code" in echoed[0]
+    assert len(search(client, "CarePlan", _count="100")) == 5
