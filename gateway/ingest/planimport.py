@@ -98,10 +98,11 @@ class _Mapper:
     """Maps records inline, or in worker processes (spawned: this process has threads)."""
 
     def __init__(self, ingest: PlanIngest, processes: int) -> None:
-        self.ingest = ingest
         self.pool = (ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
-                                         initializer=_load_rules, initargs=(ingest.mappings_dir,))
+                                         initializer=_load_rules,
+                                         initargs=(ingest.mappings_dir,))
                      if processes > 0 else None)
+        self.inline = self.pool is None
 
     def __enter__(self) -> _Mapper:
         return self
@@ -120,16 +121,17 @@ class _Mapper:
         mapped = self.pool.map(_map_in_worker, [r.raw for r in wanted],
                                [r.kind for r in wanted], chunksize=16)
         for record in records:
-            yield self._next(mapped) if not record.error and record.kind is not None else None
+            yield self.next(mapped) if not record.error and record.kind is not None else None
 
-    def _next(self, mapped: Iterator[MappedDocument | None]) -> MappedDocument | None:
-        if self.pool is None:
+    def next(self, mapped: Iterator[MappedDocument | None]) -> MappedDocument | None:
+        """The next document from the workers; None (map inline) once they have died."""
+        if self.inline:
             return None
         try:
             return next(mapped)
         except BrokenProcessPool:
             log.error("the mapping process died; mapping in this process from now on")
-            self.pool = None
+            self.inline = True
             return None
 
 

@@ -175,3 +175,25 @@ def test_records_mapped_in_a_worker_process_import_the_same(
     assert [line.split(": ")[0] for line in echoed] == [f"{extra}:1", f"{extra}:2"]
     assert "/riskFactors/0/code" in echoed[0]
     assert len(search(client, "CarePlan", _count="100")) == 5
+
+
+def test_records_are_mapped_inline_once_the_worker_process_died(app: Any) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gateway.api.ingest_plans import plan_ingest
+    from gateway.ingest.planimport import _Mapper
+
+    class _Request:
+        pass
+
+    request = _Request()
+    request.app = app  # type: ignore[attr-defined]
+
+    def died() -> Iterator[Any]:
+        raise BrokenProcessPool("gone")
+        yield  # pragma: no cover
+
+    with _Mapper(plan_ingest(request), 1) as mapper:  # type: ignore[arg-type]
+        results = died()
+        assert mapper.next(results) is None and mapper.inline
+        assert mapper.next(results) is None
