@@ -62,11 +62,15 @@ class Resolver:
 
     def find_or_create(self, resource: dict[str, Any]) -> str:
         """The id of the resource with one of the body's identifiers; created if none."""
+        return self.resolve(resource)[0]
+
+    def resolve(self, resource: dict[str, Any]) -> tuple[str, bool]:
+        """``find_or_create`` with whether it created: (id, created)."""
         resource_type = resource["resourceType"]
         found = self.find_for_write(resource_type, resource.get("identifier") or [])
         if found:
-            return found[0]
-        return self._create(resource)
+            return found[0], False
+        return self._create(resource), True
 
     def patient(self, resource: dict[str, Any], *, update: bool = True,
                 fill: bool = False) -> str:
@@ -75,9 +79,14 @@ class Resolver:
         ``fill`` (with ``update`` off) adds only the elements the Patient lacks: a plan
         names a patient that its roster created with identifiers alone, and must not
         overwrite what an ADT feed said."""
+        return self.resolve_patient(resource, update=update, fill=fill)[0]
+
+    def resolve_patient(self, resource: dict[str, Any], *, update: bool = True,
+                        fill: bool = False) -> tuple[str, bool]:
+        """``patient`` with whether it created: (id, created)."""
         found = [self._follow(p) for p in self.find_for_write("Patient", resource["identifier"])]
         if not found:
-            return self._create(resource)
+            return self._create(resource), True
         patient_id, current = found[0]
         if update or fill:
             changes = {k: v for k, v in resource.items()
@@ -88,7 +97,7 @@ class Resolver:
             merged["id"] = patient_id
             if _content(merged) != _content(current):
                 self.repo.update("Patient", patient_id, self._stamped(merged))
-        return patient_id
+        return patient_id, False
 
     def survivor(self, patient_id: str) -> str:
         """Follow ``Patient.link`` replaced-by (a merged record) to the surviving Patient."""

@@ -24,15 +24,17 @@ import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from sqlalchemy import and_, bindparam, select
 
 from gateway.coordination.identity import Resolver
-from gateway.errors import Gone, NotFound
+from gateway.errors import Gone, MultipleMatches, NotFound
 from gateway.mapping.issues import MappingIssue
 from gateway.mapping.plancommon import PARTY_PREFIX, PATIENT, MappedDocument
 from gateway.rest.interactions import FhirService
+from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
 from gateway.store.tables import resource_table, version_table
 
@@ -82,18 +84,19 @@ class PlanWorkflow:
         resolver = Resolver(self.service, repo, self.base, source)
         result = PlanResult(issues=list(mapped.issues))
         refs = self._parties(resolver, mapped, result)
-        currents = _currents(repo, [r["id"] for r in mapped.resources])
+        currents = _currents(repo, [r["id"] for r in mapped.resources] + _teams(mapped))
         for index, resource in enumerate(mapped.resources):
             body = _resolved(resource, refs)
             key = (body["resourceType"], body["id"])
             current = currents.get(key)
             if body["resourceType"] == "CarePlan":
-                self._check_team(repo, body, result)
+                self._check_team(currents, body, result)
                 _keep_workflow_activities(body, current)
             if body["resourceType"] == "CareTeam":
                 _keep_departed(body, current, mapped.ended_on or today or _today())
             self._write(repo, body, current, source, result, main=index == 0,
-                        new=key not in currents)
+                        new=key not in currents,
+                        checked=current is None and index in mapped.model_checked)
             if body["resourceType"] == "CarePlan" and current is not None:
                 self._retire(repo, _named(current) - _named(body), mapped, source, result)
         return result
@@ -118,34 +121,38 @@ class PlanWorkflow:
     def _lock(self, repo: Repository, mapped: MappedDocument) -> None:
         """Serialize documents with the same source identifier (the conditional-write lock
         of R4 http.html#cond-update, held to the commit), so two copies of one new plan
-        sent at once create it once and the second finds it ``unchanged``."""
+        sent at once create it once and the second finds it ``unchanged``. The main
+        resource is then read by its derived id (``_currents``); a search is not needed,
+        only the conditional update's refusal when the identifier is ambiguous."""
         main = mapped.resources[0]["resourceType"]
-        token = f"{mapped.identifier['system']}|{mapped.identifier['value']}"
-        self.service.conditional_match(repo, self.base, main, [("identifier", token)],
-                                       "update")
+        system, value = mapped.identifier["system"], mapped.identifier["value"]
+        criteria = [("identifier", f"{system}|{value}")]
+        self.service.lock_condition(repo, main, criteria)
+        if len(repo.ids_by_identifier(main, [(system, value)]).get((system, value), [])) > 1:
+            raise MultipleMatches(f"The conditional update criteria {urlencode(criteria)!r} "
+                                  f"match more than one {main}.")
 
     def _parties(self, resolver: Resolver, mapped: MappedDocument,
                  result: PlanResult) -> dict[str, str]:
         """Find or create the Patient and every party; placeholder -> ``Type/id``."""
-        found = resolver.find("Patient", mapped.patient["identifier"])
-        patient = resolver.patient(copy.deepcopy(mapped.patient), update=False, fill=True)
-        result.note(f"Patient/{patient}", UNCHANGED if found else CREATED)
+        patient, created = resolver.resolve_patient(copy.deepcopy(mapped.patient),
+                                                    update=False, fill=True)
+        result.note(f"Patient/{patient}", CREATED if created else UNCHANGED)
         refs = {PATIENT: f"Patient/{patient}"}
         for key, party in mapped.parties.items():
             body = _resolved(party, refs)
-            kind = body["resourceType"]
-            existing = resolver.find(kind, body["identifier"])
-            party_id = existing[0] if existing else resolver.find_or_create(body)
-            refs[key] = f"{kind}/{party_id}"
-            result.note(refs[key], UNCHANGED if existing else CREATED)
+            party_id, created = resolver.resolve(body)
+            refs[key] = f"{body['resourceType']}/{party_id}"
+            result.note(refs[key], CREATED if created else UNCHANGED)
         return refs
 
     @staticmethod
-    def _check_team(repo: Repository, body: dict[str, Any], result: PlanResult) -> None:
+    def _check_team(currents: dict[tuple[str, str], dict[str, Any] | None],
+                    body: dict[str, Any], result: PlanResult) -> None:
         """CarePlan.careTeam only when that roster has arrived (references must resolve)."""
         teams = []
         for team in body.get("careTeam") or []:
-            if _current(repo, "CareTeam", team["reference"].split("/", 1)[1]) is not None:
+            if currents.get(("CareTeam", team["reference"].split("/", 1)[1])) is not None:
                 teams.append(team)
             else:
                 result.issues.append(MappingIssue(
@@ -158,17 +165,21 @@ class PlanWorkflow:
 
     @staticmethod
     def _write(repo: Repository, body: dict[str, Any], current: dict[str, Any] | None,
-               source: str, result: PlanResult, *, main: bool, new: bool = False) -> None:
+               source: str, result: PlanResult, *, main: bool, new: bool = False,
+               checked: bool = False) -> None:
         """Write ``body`` unless its content equals the current version's; a resource
-        never stored before is created under its derived id (no lookup needed)."""
+        never stored before is created under its derived id (no lookup needed).
+        ``checked``: written as mapped, whose model pass was made while mapping
+        (``plancommon.check_models``); nothing from a current version merged in."""
         kind, resource_id = body["resourceType"], body["id"]
         if current is not None and _content(current) == _content(body):
             result.note(f"{kind}/{resource_id}/_history/{current['meta']['versionId']}",
                         UNCHANGED, main=main)
             return
         body["meta"] = {"source": source}
-        written = (repo.create(body, resource_id=resource_id) if new
-                   else repo.update(kind, resource_id, body))
+        ready = prepare(body, repo.base_url, model_checked=True) if checked else None
+        written = (repo.create(body, resource_id=resource_id, prepared=ready) if new
+                   else repo.update(kind, resource_id, body, prepared=ready))
         status = CREATED if written.created else UPDATED
         result.note(f"{kind}/{resource_id}/_history/{written.resource.version_id}", status,
                     main=main)
@@ -195,6 +206,12 @@ def _keep_workflow_activities(body: dict[str, Any], current: dict[str, Any] | No
     kept = [a for a in (current or {}).get("activity") or [] if "detail" in a]
     if kept:
         body["activity"] = [*(body.get("activity") or []), *kept]
+
+
+def _teams(mapped: MappedDocument) -> list[str]:
+    """Ids of the CareTeams a plan names (read with its own resources)."""
+    return [team["reference"].split("/", 1)[1] for resource in mapped.resources
+            if resource["resourceType"] == "CarePlan" for team in resource.get("careTeam") or []]
 
 
 def _named(careplan: dict[str, Any]) -> set[str]:

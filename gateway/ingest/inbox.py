@@ -1,4 +1,5 @@
-"""The inbound message store: every message is committed raw before it is processed.
+"""The inbound message store: every message is stored raw, before it is processed or in the
+transaction that processes it (outside the savepoint of its writes).
 
 Statuses: ``received`` -> ``processed`` | ``error`` (AE, replayable) | ``rejected`` (AR).
 (sender, control_id) is unique, so a message sent twice is found again and acknowledged

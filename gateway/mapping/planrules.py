@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from gateway.mapping.conceptmaps import CodeTable, LayeredTable
 from gateway.mapping.issues import MappingFileError
-from gateway.mapping.planschema import load_validators
+from gateway.mapping.planschema import SchemaValidator, load_validators
 from gateway.mapping.rules import RuleSet, load_code_tables, read_yaml
 
 
@@ -20,7 +18,7 @@ from gateway.mapping.rules import RuleSet, load_code_tables, read_yaml
 class FormatRules(RuleSet):
     """The rules of one source format: its YAML, its code tables, its schema validator."""
 
-    validator: Draft202012Validator | None = None
+    validator: SchemaValidator | None = None
 
     def system(self, kind: str, **values: str) -> str:
         """An identifier system of ``identifier_systems`` with ``{source}`` etc. filled in."""
@@ -43,7 +41,7 @@ class PlanMappings:
                    _format(root / "careplan" / "careteam.yaml", validators, tables))
 
 
-def _format(path: Path, validators: dict[str, Draft202012Validator],
+def _format(path: Path, validators: dict[str, SchemaValidator],
             tables: dict[str, CodeTable]) -> FormatRules:
     rules = read_yaml(path)
     schema = str(rules.get("schema"))

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jsonschema import Draft202012Validator
-
 from gateway.mapping.issues import MappingFileError
-from gateway.mapping.planschema import load_validators, pointer_of
+from gateway.mapping.planschema import SchemaValidator, load_validators, pointer_of
 from gateway.mapping.rules import merge, read_yaml
 
 SCHEMA = "workflows.schema.json"
@@ -95,7 +93,7 @@ class WorkflowRules:
         return self.default
 
 
-def _checked(validator: Draft202012Validator, path: Path) -> dict[str, Any]:
+def _checked(validator: SchemaValidator, path: Path) -> dict[str, Any]:
     data = read_yaml(path)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

@@ -243,7 +243,7 @@ class FhirService:
             raise InvalidRequest(f"A conditional {operation} needs search criteria.")
         request = parse_search(resource_type, criteria, base_url=base, strict=True)
         request.count = 2
-        self._lock_condition(repo, resource_type, criteria)
+        self.lock_condition(repo, resource_type, criteria)
         page = query.run_page(repo.conn, request)
         if len(page.rids) > 1:
             raise MultipleMatches(f"The conditional {operation} criteria "
@@ -253,7 +253,7 @@ class FhirService:
             return None
         return repo.load_many(page.rids)[page.rids[0]].id
 
-    def _lock_condition(self, repo: Repository, resource_type: str,
+    def lock_condition(self, repo: Repository, resource_type: str,
                         criteria: list[tuple[str, str]]) -> None:
         """Serialize conditional writes with the same criteria (PostgreSQL; SQLite already
         holds the database write lock), so two concurrent ones cannot both create."""

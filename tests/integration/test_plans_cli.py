@@ -108,3 +108,92 @@ def test_ndjson_and_json_failures_name_their_records(client: TestClient, run: An
     assert f"{array}:#2: /members: is required" in result.output
     assert "2 created, 0 updated, 0 unchanged, 4 failed" in result.output
     assert [p["identifier"][0]["value"] for p in search(client, "CarePlan")] == ["CP-1001"]
+
+
+def test_a_plan_failing_between_others_is_kept_with_its_reason(
+        app: Any, client: TestClient, run: Any, tmp_path: Path) -> None:
+    """Records of a file are committed many to a transaction, each in a savepoint: the
+    middle plan cannot be applied (its coordinator matches two Practitioners), so it alone
+    is undone, reported with its line and kept with its reason; it is replayed later."""
+    from gateway.ingest.inbox import Inbox
+
+    npi = {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1999999999"}
+    twins = [client.post("/fhir/Practitioner", json={"resourceType": "Practitioner",
+                                                      "identifier": [npi]}) for _ in range(2)]
+    plans = []
+    for number in (1, 2, 3):
+        plan = example("careplan")
+        plan["planId"] = f"CP-F{number}"
+        if number == 2:
+            plan["coordinator"] = {"npi": npi["value"]}
+        plans.append(json.dumps(plan))
+    path = tmp_path / "plans.ndjson"
+    path.write_text("\n".join(plans) + "\n")
+    result = run(str(path))
+    assert result.exit_code == 1
+    assert f"{path}:2: More than one Practitioner has the identifier" in result.output
+    assert "2 created, 0 updated, 0 unchanged, 1 failed" in result.output
+    assert sorted(p["identifier"][0]["value"] for p in search(client, "CarePlan")) == [
+        "CP-F1", "CP-F3"]
+    assert len(search(client, "Patient")) == 1
+    failed = Inbox(app.state.database).list("error")
+    assert len(failed) == 1 and "More than one Practitioner" in (failed[0].error or "")
+    assert json.loads(failed[0].raw)["planId"] == "CP-F2"
+    client.delete(f"/fhir/Practitioner/{twins[1].json()['id']}")
+    assert client.post(f"/ingest/messages/{failed[0].id}/$replay").status_code == 201
+    assert len(search(client, "CarePlan")) == 3
+
+
+def test_records_mapped_in_a_worker_process_import_the_same(
+        app: Any, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large import maps records in a worker process; the outcome, the failures and
+    their lines are those of mapping inline."""
+    from gateway.api.ingest_plans import plan_ingest
+    from gateway.ingest.planimport import import_files
+
+    class _Request:
+        pass
+
+    request = _Request()
+    request.app = app  # type: ignore[attr-defined]
+    ingest = plan_ingest(request)  # type: ignore[arg-type]
+    bad = example("careplan")
+    bad["planId"] = "CP-BAD"
+    bad["riskFactors"][0]["code"] = ""
+    extra = tmp_path / "extra.ndjson"
+    extra.write_text(json.dumps(bad) + "\n{oops\n")
+    paths = [*sorted(PROGRAM.iterdir()), extra]
+    echoed: list[str] = []
+    inline: list[bytes] = []
+    submit = ingest.submit
+    monkeypatch.setattr(ingest, "submit", lambda raw, kind: inline.append(raw) or
+                        submit(raw, kind))
+    summary = import_files(ingest, paths, progress=False, echo=echoed.append, processes=1)
+    # Only the plan that breaks its schema is mapped again here, to build its error.
+    assert [json.loads(raw)["planId"] for raw in inline] == ["CP-BAD"]
+    assert summary.line() == "10 created, 0 updated, 0 unchanged, 2 failed"
+    assert [line.split(": ")[0] for line in echoed] == [f"{extra}:1", f"{extra}:2"]
+    assert "/riskFactors/0/code" in echoed[0]
+    assert len(search(client, "CarePlan", _count="100")) == 5
+
+
+def test_records_are_mapped_inline_once_the_worker_process_died(app: Any) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gateway.api.ingest_plans import plan_ingest
+    from gateway.ingest.planimport import _Mapper
+
+    class _Request:
+        pass
+
+    request = _Request()
+    request.app = app  # type: ignore[attr-defined]
+
+    def died() -> Iterator[Any]:
+        raise BrokenProcessPool("gone")
+        yield  # pragma: no cover
+
+    with _Mapper(plan_ingest(request), 1) as mapper:  # type: ignore[arg-type]
+        results = died()
+        assert mapper.next(results) is None and mapper.inline
+        assert mapper.next(results) is None

@@ -275,3 +275,83 @@ def test_failed_plans_are_replayed_by_the_shared_replay_too(app: Any, client: Te
     assert [r["ackCode"] for r in replayed.json()["replayed"]] == ["AA"]
     assert _one(client, "CarePlan", identifier=PLAN_ID)["status"] == "active"
     assert Inbox(app.state.database).list("error") == []
+
+
+def test_documents_committed_together_fail_alone(app: Any, client: TestClient) -> None:
+    """Documents queued at the same moment share one transaction and one commit (the
+    store's writer), each in a savepoint of its own: the middle one cannot be applied (its
+    coordinator matches two Practitioners), is kept with its reason and can be replayed,
+    while its neighbours are applied."""
+    import threading
+
+    from sqlalchemy import event
+
+    from gateway.api.ingest_plans import plan_ingest
+    from gateway.errors import MultipleMatches
+    from gateway.ingest.plans import answer
+
+    class _Request:
+        pass
+
+    request = _Request()
+    request.app = app  # type: ignore[attr-defined]
+    ingest = plan_ingest(request)  # type: ignore[arg-type]
+    npi = {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1999999999"}
+    twins = [client.post("/fhir/Practitioner", json={"resourceType": "Practitioner",
+                                                      "identifier": [npi]}) for _ in range(2)]
+    documents = []
+    for number in (1, 2, 3):
+        plan = example("careplan")
+        plan["planId"] = f"CP-G{number}"
+        if number == 2:
+            plan["coordinator"] = {"npi": npi["value"]}
+        documents.append(json.dumps(plan).encode())
+    started, release = threading.Event(), threading.Event()
+
+    def hold(_repo: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    commits: list[str] = []
+
+    def count(_connection: Any) -> None:
+        commits.append(threading.current_thread().name)
+
+    engine = app.state.database.engine
+    holding = ingest.writer.submit(hold)
+    assert started.wait(10)
+    futures = [ingest.submit(raw, "careplan") for raw in documents]
+    event.listen(engine, "commit", count)
+    try:
+        release.set()
+        holding.result(10)
+        settled = [future.result(10) for future in futures]
+    finally:
+        event.remove(engine, "commit", count)
+    # The holder's commit, then one for the three documents.
+    assert commits.count("gateway-writer") == 2
+    assert [answer(s).outcome for s in (settled[0], settled[2])] == ["created", "created"]
+    assert isinstance(settled[1], MultipleMatches)
+    assert sorted(p["identifier"][0]["value"] for p in search(client, "CarePlan")) == [
+        "CP-G1", "CP-G3"]
+    failed = Inbox(app.state.database).list("error")
+    assert [m.error for m in failed] == [settled[1].message]
+    client.delete(f"/fhir/Practitioner/{twins[1].json()['id']}")
+    replayed = client.post(f"/ingest/messages/{failed[0].id}/$replay")
+    assert replayed.status_code == 201, replayed.text
+
+
+def test_a_plan_whose_identifier_two_careplans_hold_is_refused(client: TestClient) -> None:
+    """The conditional update's rule (R4 http.html#cond-update): criteria matching more
+    than one resource are refused with 412, and the document is kept as failed."""
+    patient = client.post("/fhir/Patient", json={"resourceType": "Patient"}).json()["id"]
+    system, value = PLAN_ID.split("|")
+    for _ in range(2):
+        created = client.post("/fhir/CarePlan", json={
+            "resourceType": "CarePlan", "status": "active", "intent": "plan",
+            "subject": {"reference": f"Patient/{patient}"},
+            "identifier": [{"system": system, "value": value}]})
+        assert created.status_code == 201, created.text
+    answer = send(client, "careplan", example("careplan"))
+    assert answer.status_code == 412, answer.text
+    assert "match more than one CarePlan" in answer.text
