@@ -34,7 +34,6 @@ from gateway.errors import Gone, MultipleMatches, NotFound
 from gateway.mapping.issues import MappingIssue
 from gateway.mapping.plancommon import PARTY_PREFIX, PATIENT, MappedDocument
 from gateway.rest.interactions import FhirService
-from gateway.store.prepare import prepare
 from gateway.store.repository import Repository
 from gateway.store.tables import resource_table, version_table
 
@@ -95,8 +94,7 @@ class PlanWorkflow:
             if body["resourceType"] == "CareTeam":
                 _keep_departed(body, current, mapped.ended_on or today or _today())
             self._write(repo, body, current, source, result, main=index == 0,
-                        new=key not in currents,
-                        checked=current is None and index in mapped.model_checked)
+                        new=key not in currents)
             if body["resourceType"] == "CarePlan" and current is not None:
                 self._retire(repo, _named(current) - _named(body), mapped, source, result)
         return result
@@ -165,21 +163,17 @@ class PlanWorkflow:
 
     @staticmethod
     def _write(repo: Repository, body: dict[str, Any], current: dict[str, Any] | None,
-               source: str, result: PlanResult, *, main: bool, new: bool = False,
-               checked: bool = False) -> None:
+               source: str, result: PlanResult, *, main: bool, new: bool = False) -> None:
         """Write ``body`` unless its content equals the current version's; a resource
-        never stored before is created under its derived id (no lookup needed).
-        ``checked``: written as mapped, whose model pass was made while mapping
-        (``plancommon.check_models``); nothing from a current version merged in."""
+        never stored before is created under its derived id (no lookup needed)."""
         kind, resource_id = body["resourceType"], body["id"]
         if current is not None and _content(current) == _content(body):
             result.note(f"{kind}/{resource_id}/_history/{current['meta']['versionId']}",
                         UNCHANGED, main=main)
             return
         body["meta"] = {"source": source}
-        ready = prepare(body, repo.base_url, model_checked=True) if checked else None
-        written = (repo.create(body, resource_id=resource_id, prepared=ready) if new
-                   else repo.update(kind, resource_id, body, prepared=ready))
+        written = (repo.create(body, resource_id=resource_id) if new
+                   else repo.update(kind, resource_id, body))
         status = CREATED if written.created else UPDATED
         result.note(f"{kind}/{resource_id}/_history/{written.resource.version_id}", status,
                     main=main)

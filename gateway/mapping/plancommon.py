@@ -15,8 +15,6 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import GatewayError
-from gateway.fhir.validate import validate_resource
 from gateway.mapping.issues import MappingError, MappingIssue
 from gateway.mapping.planrules import FormatRules
 
@@ -37,8 +35,6 @@ class MappedDocument:
     ended_on: str | None = None
     # type -> {element, value, final}: what a resource dropped from the document becomes.
     on_removal: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Indexes of ``resources`` that passed their R4B model (``check_models``).
-    model_checked: set[int] = field(default_factory=set)
 
     def party(self, resource: dict[str, Any]) -> dict[str, str]:
         """A placeholder reference to ``resource`` (by its first identifier)."""
@@ -50,22 +46,6 @@ class MappedDocument:
     def add(self, resource: dict[str, Any]) -> dict[str, str]:
         self.resources.append(resource)
         return {"reference": f"{resource['resourceType']}/{resource['id']}"}
-
-
-def check_models(mapped: MappedDocument) -> MappedDocument:
-    """Validate each owned resource against its R4B model now, while mapping (pure: outside
-    the write transaction, in a worker process during a large file import), and remember
-    which passed, so the store need not repeat the model pass for a new resource written
-    as mapped (``store/prepare.py``, ``model_checked``; placeholder references are strings
-    to the model as much as the ``Type/id`` that replaces them). One that fails is left to
-    the store, which refuses it as before."""
-    for index, resource in enumerate(mapped.resources):
-        try:
-            validate_resource(resource)
-        except GatewayError:
-            continue
-        mapped.model_checked.add(index)
-    return mapped
 
 
 def stable_id(resource_type: str, identifier: dict[str, str]) -> str:

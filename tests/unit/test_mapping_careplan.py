@@ -149,17 +149,3 @@ def test_repeated_ids_are_refused_naming_the_repeat(mappings: PlanMappings,
     with pytest.raises(MappingError) as caught:
         map_careteam(mappings.careteam, roster)
     assert caught.value.expression == ["/members/4"]
-
-
-def test_models_are_checked_while_mapping(mappings: PlanMappings,
-                                          plan: dict[str, Any]) -> None:
-    """Every owned resource passes its R4B model as mapped; one that does not is left for
-    the store to refuse (it is not marked checked)."""
-    from gateway.mapping.plancommon import check_models
-
-    mapped = map_careplan(mappings.careplan, plan)
-    assert check_models(mapped).model_checked == set(range(len(mapped.resources)))
-    mapped.model_checked.clear()
-    mapped.resources[1]["status"] = {"not": "a code"}
-    assert 1 not in check_models(mapped).model_checked
-    assert len(mapped.model_checked) == len(mapped.resources) - 1
