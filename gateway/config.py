@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Literal
 
@@ -37,9 +36,10 @@ class Settings(BaseSettings):
         description="At start-up, move everything loaded so far out of the garbage "
         "collector's reach (gc.freeze): shorter pauses under load.")
     prepare_processes: int = Field(
-        default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0, ge=0,
+        default=0, ge=0,
         description="Worker processes that validate and index request bodies beside the "
-        "server process (0: in the server process).")
+        "server process (0: in the server process, the faster choice since validation is "
+        "compiled: handing a body to another process costs more than checking it).")
     log_level: str = "info"
 
     # -- sync: event log and delivery (README "Subscriptions and delivery") --------------

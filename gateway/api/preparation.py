@@ -1,12 +1,12 @@
 """Where request bodies are validated and indexed before their write: inline or in a pool of
 worker processes.
 
-Validating a resource with the ``fhir.resources`` models is pure CPU work of about half a
-millisecond, and one uvicorn worker runs Python on one core at a time. On a machine with
-cores to spare, ``GATEWAY_PREPARE_PROCESSES`` worker processes take that work (parse, validate,
-index rows) so the server process only does HTTP and SQL; the pool receives the raw body and
-returns a ``Prepared`` resource, which the Repository writes as is. With 0 processes (the
-default on a single core) the same function runs inline.
+Preparing a body (parse, validate, index rows) is pure CPU work, and one uvicorn worker runs
+Python on one core at a time. ``GATEWAY_PREPARE_PROCESSES`` worker processes can take that
+work so the server process only does HTTP and SQL; the pool receives the raw body and returns
+a ``Prepared`` resource, which the Repository writes as is. Since validation is compiled
+(``fhir/structure.py``) handing a body to another process costs more than preparing it, so
+the default is 0 processes: the same function runs inline.
 """
 
 from __future__ import annotations
